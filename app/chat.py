@@ -1,0 +1,119 @@
+"""Chat page: upload documents, ask questions, read streamed answers with their sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from llm.answer import AnswerPipeline, Finished, Retrieved, Token
+
+from app import resources, ui
+from ingest.ownership import DataDirBusy
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+def clear_chat() -> None:
+    st.session_state.messages = []
+    st.session_state.last_prompt = None
+
+
+def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
+    """(question, answer) pairs of the conversation so far, for follow-up questions."""
+    pairs = []
+    for question, answer in zip(messages[::2], messages[1::2], strict=False):
+        if question["role"] == "user" and answer["role"] == "assistant":
+            pairs.append((question["content"], answer["content"]))
+    return pairs
+
+
+st.session_state.setdefault("messages", [])
+st.session_state.setdefault("last_prompt", None)
+st.session_state.setdefault("uploader_round", 0)
+
+base_settings = resources.settings()
+try:
+    index = resources.index(base_settings)
+except DataDirBusy as busy:
+    st.error(str(busy), icon="🔒")
+    st.stop()
+
+with st.sidebar:
+    st.subheader("Documents")
+    uploads = st.file_uploader(
+        "Add PDF, TXT or Markdown files",
+        type=["pdf", "txt", "md", "markdown"],
+        accept_multiple_files=True,
+        key=f"uploader_{st.session_state.uploader_round}",
+        help=f"Up to {base_settings.max_upload_mb} MB per file.",
+    )
+    st.caption(f"{len(index.documents())} document(s) indexed")
+    st.subheader("Answering")
+    settings = ui.model_controls(base_settings)
+    st.button(
+        "Clear chat",
+        on_click=clear_chat,
+        icon=":material/delete_sweep:",
+        disabled=not st.session_state.messages,
+    )
+    with st.expander("Prompt sent (last answer)"):
+        if st.session_state.last_prompt:
+            st.json(st.session_state.last_prompt, expanded=False)
+        else:
+            st.caption("Ask a question to see the exact messages sent to the model.")
+
+st.title("Ask your documents")
+
+if uploads:
+    results = ui.ingest_with_progress(index, [(f.name, f.getvalue()) for f in uploads])
+    st.session_state.upload_report = results
+    st.session_state.uploader_round += 1
+    st.rerun()
+
+if report := st.session_state.pop("upload_report", None):
+    st.toast(ui.summary(report), icon="📄")
+    ui.upload_report(report)
+
+if index.is_empty:
+    st.info(
+        "No documents yet. Add PDF, TXT or Markdown files with the uploader in the sidebar, "
+        "then ask a question about them. Or start with the bundled sample documents.",
+        icon="👋",
+    )
+    if st.button("Load the sample documents", type="primary", icon=":material/library_add:"):
+        samples = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix in {".pdf", ".txt", ".md"})
+        st.session_state.upload_report = ui.ingest_with_progress(
+            index, [(path.name, path.read_bytes()) for path in samples]
+        )
+        st.rerun()
+
+for message in st.session_state.messages:
+    avatar = ui.USER_AVATAR if message["role"] == "user" else ui.ASSISTANT_AVATAR
+    with st.chat_message(message["role"], avatar=avatar):
+        st.markdown(message["content"])
+        ui.source_list(message.get("sources", []))
+
+question = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
+if question:
+    with st.chat_message("user", avatar=ui.USER_AVATAR):
+        st.markdown(question)
+    with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):
+        choice = resources.chat_model(settings)
+        pipeline = AnswerPipeline(index.search, choice, settings.top_k, settings.max_answer_tokens)
+        history = history_pairs(st.session_state.messages)
+        events = pipeline.stream(question, history)
+        with st.spinner("Searching your documents…"):
+            retrieved = next(events)
+        assert isinstance(retrieved, Retrieved)
+        rest: list = []
+        answer = st.write_stream(ui.text_only(events, Token, rest))
+        finished = next(event for event in rest if isinstance(event, Finished))
+        sources = [source.__dict__ for source in finished.result.sources]
+        ui.source_list(sources)
+        st.caption(f"{finished.result.provider} · {finished.result.model}")
+    st.session_state.last_prompt = finished.result.prompt_messages
+    st.session_state.messages += [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": finished.result.answer, "sources": sources},
+    ]
+    st.rerun()

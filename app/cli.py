@@ -1,0 +1,393 @@
+"""The `docqa` command line: add, list, remove, search, ask, reindex and eval, no browser needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ingest.catalog import Catalog
+from ingest.embeddings import ModelFileError
+from ingest.index import DocumentIndex, Progress, ReindexFailed, expand_paths
+from ingest.ownership import DataDirBusy
+from ingest.records import AddResult, SearchHit
+from llm.answer import AnswerPipeline, AnswerResult, Finished, Source, Token
+from llm.chat_models import build_chat_model
+from llm.components import build_index, index_config
+from llm.evaluation import REPORTED_RECALLS, EvalReport, evaluate, load_questions
+from llm.local_model import LocalModelMissing
+from llm.settings import Settings, load_settings
+
+# The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.
+CATALOG_FILE = "docqa.sqlite3"
+EXIT_FAILED = 1
+EXIT_BUSY = 2
+
+
+class CommandError(Exception):
+    """A mistake the user can fix (a missing path, an unknown id): shown as one line, exit 1."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(**_setting_overrides(args))
+        return args.run(args, settings)
+    except DataDirBusy as busy:
+        _say(str(busy))
+        return EXIT_BUSY
+    except (CommandError, ReindexFailed, ModelFileError, LocalModelMissing) as error:
+        _say(f"docqa: {error}")
+        return EXIT_FAILED
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        _say(f"docqa: invalid setting {field}: {first['msg']}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _say("docqa: interrupted")
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docqa",
+        description="Index documents and ask questions about them. Settings come from DOCQA_* "
+        "environment variables and .streamlit/secrets.toml (DOCQA_DATA_DIR picks the data folder).",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    add = commands.add_parser("add", help="add files, or the supported files in folders")
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _json_flag(add, "one JSON object per file, one per line")
+    add.set_defaults(run=cmd_add)
+
+    listing = commands.add_parser("list", help="list the indexed documents")
+    _json_flag(listing, "a JSON list")
+    listing.set_defaults(run=cmd_list)
+
+    remove = commands.add_parser("remove", help="remove a document by its id (see `docqa list`)")
+    remove.add_argument("doc_id", metavar="DOC_ID")
+    remove.set_defaults(run=cmd_remove)
+
+    search = commands.add_parser("search", help="show the passages that best match a query")
+    search.add_argument("query", metavar="QUERY")
+    # dest is the setting's name, so the value gets the same checks as DOCQA_TOP_K.
+    search.add_argument("--k", dest="top_k", type=int, help="passages to show (default: top_k)")
+    _json_flag(search, "a JSON list")
+    search.set_defaults(run=cmd_search)
+
+    ask = commands.add_parser("ask", help="answer a question from the documents, citing sources")
+    ask.add_argument("question", metavar="QUESTION")
+    _json_flag(ask, "one JSON object once the answer is complete")
+    ask.set_defaults(run=cmd_ask)
+
+    reindex = commands.add_parser("reindex", help="rebuild the index, e.g. with new chunk sizes")
+    reindex.add_argument("--chunk-size", type=int, help="characters per chunk")
+    reindex.add_argument("--chunk-overlap", type=int, help="characters shared by adjacent chunks")
+    _json_flag(reindex, "a JSON object")
+    reindex.set_defaults(run=cmd_reindex)
+
+    evaluation = commands.add_parser(
+        "eval", help="score retrieval on a question set (DIR/docs and DIR/qa.jsonl)"
+    )
+    evaluation.add_argument("dir", type=Path, metavar="DIR")
+    evaluation.add_argument("--k", type=int, default=10, help="results per question (default 10)")
+    _json_flag(evaluation, "a JSON object with per-question ranks")
+    evaluation.set_defaults(run=cmd_eval)
+    return parser
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:
+        raise CommandError(f"no such file or folder: {', '.join(missing)}")
+    paths = expand_paths(args.paths)
+    if not paths:
+        raise CommandError("no PDF, text or Markdown files found in the given folders")
+    with _opened_index(settings) as index:
+        files = [(path.name, path.read_bytes()) for path in paths]
+        results = index.add_files(files, on_progress=_progress_printer("adding"))
+    if args.json:
+        for result in results:
+            _print_json(result.to_json())
+    else:
+        print("\n".join(_add_line(result) for result in results))
+        print(_add_summary(results))
+    return EXIT_FAILED if any(result.status == "failed" for result in results) else 0
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    # Reading the catalog needs no lock (SQLite handles readers), so this works beside the app.
+    path = settings.data_dir / CATALOG_FILE
+    records = []
+    if path.is_file():
+        catalog = Catalog(path)
+        records = catalog.documents()
+        catalog.close()
+    fields = ("doc_id", "source", "pages", "chunks", "sha256", "added_at")
+    rows = [{name: getattr(record, name) for name in fields} for record in records]
+    if args.json:
+        _print_json(rows, indent=2)
+    elif not rows:
+        print("No documents indexed yet. Add some with: docqa add PATH...")
+    else:
+        for row in rows:
+            print(
+                f"{row['doc_id']}  {row['pages']:>4} p  {row['chunks']:>5} chunks  "
+                f"{row['added_at']}  {row['source']}"
+            )
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    with _opened_index(settings) as index:
+        record = index.document(args.doc_id)
+        if record is None:
+            raise CommandError(f"no document with id {args.doc_id} (`docqa list` shows the ids)")
+        index.remove(args.doc_id)
+    print(f"Removed {record.source} ({record.doc_id}).")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    with _opened_index(settings) as index:
+        _require_documents(index)
+        hits = index.search(args.query, settings.top_k)
+    if args.json:
+        _print_json([hit.to_json() for hit in hits], indent=2)
+        return 0
+    for number, hit in enumerate(hits, start=1):
+        print(f"[{number}] {hit.source}, page {hit.page} (score {hit.score:.2f})")
+        print(f"    {_snippet(hit.text)}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    with _opened_index(settings) as index:
+        _require_documents(index)
+        try:
+            choice = build_chat_model(settings)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        pipeline = AnswerPipeline(index.search, choice, settings.top_k, settings.max_answer_tokens)
+        finished = None
+        for event in pipeline.stream(args.question, []):
+            if isinstance(event, Token) and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Finished):
+                finished = event
+    assert finished is not None, "the answer pipeline ended without a Finished event"
+    result = finished.result
+    if args.json:
+        _print_json(_answer_json(result), indent=2)
+        return 0
+    print("\n")
+    for source in result.sources:
+        print(f"[{source.number}] {source.source}, page {source.page}")
+    _say(f"({result.provider} · {result.model})")
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    config = index_config(settings)
+    if config.chunk_overlap >= config.chunk_size:
+        raise CommandError(
+            f"the chunk overlap ({config.chunk_overlap}) must be smaller than the chunk size "
+            f"({config.chunk_size})"
+        )
+    with _opened_index(settings) as index:
+        done = index.reindex(config, on_progress=_progress_printer("reindexing"))
+    summary = {
+        "version": done.version,
+        "documents": done.documents,
+        "chunks": done.chunks,
+        "chunk_size": config.chunk_size,
+        "chunk_overlap": config.chunk_overlap,
+        "elapsed_s": round(done.elapsed_s, 1),
+    }
+    if args.json:
+        _print_json(summary, indent=2)
+    else:
+        print(
+            f"Reindexed {done.documents} documents into {done.chunks} chunks (chunk size "
+            f"{config.chunk_size}, overlap {config.chunk_overlap}) in {done.elapsed_s:.0f} s; "
+            f"index version {done.version}."
+        )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    docs, qa_file = args.dir / "docs", args.dir / "qa.jsonl"
+    if not docs.is_dir() or not qa_file.is_file():
+        raise CommandError(f"{args.dir} needs a docs/ folder and a qa.jsonl file")
+    if args.k < max(REPORTED_RECALLS):
+        raise CommandError(f"--k must be at least {max(REPORTED_RECALLS)}")
+    try:
+        questions = load_questions(qa_file)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    paths = expand_paths([docs])
+    # A fresh embedded store, so the figures never depend on (or touch) the user's own index.
+    with tempfile.TemporaryDirectory(prefix="docqa-eval-", ignore_cleanup_errors=True) as scratch:
+        scratch_settings = settings.model_copy(
+            update={"data_dir": Path(scratch), "chroma_url": None}
+        )
+        with _opened_index(scratch_settings) as index:
+            started = time.monotonic()
+            added = index.add_files(
+                [(path.name, path.read_bytes()) for path in paths],
+                on_progress=_progress_printer("indexing"),
+            )
+            ingest_s = time.monotonic() - started
+            report = evaluate(index.search, questions, args.k)
+            stats = index.stats()
+    for result in added:
+        if result.status == "failed":
+            _say(f"docqa: {result.file} was not indexed: {result.error}")
+    figures = {
+        **report.to_json(),
+        "documents": stats.documents,
+        "chunks": stats.chunks,
+        "embedding_model": stats.config.embedding_model,
+        "chunk_size": stats.config.chunk_size,
+        "chunk_overlap": stats.config.chunk_overlap,
+        "ingest_s": round(ingest_s, 1),
+    }
+    if args.json:
+        _print_json(figures, indent=2)
+    else:
+        _print_report(report, figures)
+    return 0
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _opened_index(settings: Settings) -> Iterator[DocumentIndex]:
+    """The index, closed (and the data dir lock released) however the command ends."""
+    try:
+        index = build_index(settings, owner=f"the docqa command line (pid {os.getpid()})")
+    except ValueError as error:  # settings that cannot work, e.g. OpenAI embeddings without a key
+        raise CommandError(str(error)) from None
+    try:
+        yield index
+    finally:
+        index.close()
+
+
+def _json_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what}")
+
+
+def _setting_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Options named after a setting (chunk_size, top_k, ...) override it for this run."""
+    return {
+        name: value
+        for name, value in vars(args).items()
+        if name in Settings.model_fields and value is not None
+    }
+
+
+def _require_documents(index: DocumentIndex) -> None:
+    if index.is_empty:
+        raise CommandError("no documents indexed yet; add some with: docqa add PATH...")
+
+
+def _answer_json(result: AnswerResult) -> dict[str, Any]:
+    return {
+        "answer": result.answer,
+        "sources": [_source_json(source) for source in result.sources],
+        "provider": result.provider,
+        "model": result.model,
+        "usage": result.usage,
+    }
+
+
+def _source_json(source: Source) -> dict[str, Any]:
+    """A cited source with the same fields as a search result."""
+    fields = asdict(source)
+    return {name: fields[name] for name in SearchHit.__dataclass_fields__}
+
+
+def _progress_printer(verb: str) -> Callable[[Progress], None]:
+    def show(progress: Progress) -> None:
+        left = f", about {progress.eta_s:.0f} s left" if progress.eta_s else ""
+        _say(
+            f"{verb} {progress.files_done}/{progress.files_total}: {progress.current_file} "
+            f"({progress.chunks_done} chunks, {progress.elapsed_s:.0f} s{left})"
+        )
+
+    return show
+
+
+def _add_line(result: AddResult) -> str:
+    if result.status == "added":
+        return (
+            f"added      {result.file} ({result.pages} pages, {result.chunks} chunks, "
+            f"id {result.doc_id})"
+        )
+    return f"{result.status:<10} {result.file}: {result.error}"
+
+
+def _add_summary(results: Sequence[AddResult]) -> str:
+    counts = {
+        status: sum(r.status == status for r in results)
+        for status in ("added", "duplicate", "failed")
+    }
+    return (
+        f"{counts['added']} added, {counts['duplicate']} already indexed, "
+        f"{counts['failed']} could not be read."
+    )
+
+
+def _print_report(report: EvalReport, figures: dict[str, Any]) -> None:
+    print(
+        f"Retrieval on {len(report.results)} questions, {figures['documents']} documents, "
+        f"{figures['chunks']} chunks ({figures['embedding_model']}, chunks "
+        f"{figures['chunk_size']}/{figures['chunk_overlap']}, indexed in "
+        f"{figures['ingest_s']:.0f} s)"
+    )
+    for n in REPORTED_RECALLS:
+        print(f"  recall@{n:<3} {report.recall_at(n):.3f}")
+    print(f"  MRR@{report.k:<6} {report.mrr:.3f}")
+    print(f"  search     p50 {report.latency_ms(50):.1f} ms, p95 {report.latency_ms(95):.1f} ms")
+    print(f"Rank of the first right page per question (- = not in the top {report.k}):")
+    for result in report.results:
+        rank = str(result.rank) if result.rank else "-"
+        line = f"  {result.question.id:<6} {rank:>3}  {result.question.question}"
+        if result.rank is None and result.top:
+            line += f"  (top result: {result.top.source}, page {result.top.page})"
+        print(line)
+
+
+def _snippet(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _print_json(value: Any, indent: int | None = None) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Heavy objects built once per process with st.cache_resource, and settings read once per run."""
+
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from ingest.index import DocumentIndex
+from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.components import build_index
+from llm.settings import Settings, load_settings
+
+APP_OWNER = "the DocQA app (streamlit run)"
+_INDEX_FIELDS = {
+    "data_dir",
+    "chroma_url",
+    "embedding_provider",
+    "embedding_model",
+    "chunk_size",
+    "chunk_overlap",
+    "max_upload_mb",
+}
+_MODEL_FIELDS = {
+    "llm_provider",
+    "llm_model",
+    "temperature",
+    "max_answer_tokens",
+    "context_window",
+    "openai_base_url",
+}
+
+
+def settings() -> Settings:
+    """Settings for this run: env vars and .streamlit/secrets.toml (cheap, so not cached)."""
+    return load_settings()
+
+
+def index(current: Settings) -> DocumentIndex:
+    """One index per data dir and store settings, shared by every session of this process."""
+    return _index(_key(current, _INDEX_FIELDS), current)
+
+
+def chat_model(current: Settings) -> ChatModelChoice:
+    """The chat model for these settings, loaded once per provider, model and temperature."""
+    return _chat_model(_key(current, _MODEL_FIELDS), current)
+
+
+@st.cache_resource(show_spinner="Opening the document index…")
+def _index(key: str, _settings: Settings) -> DocumentIndex:
+    return build_index(_settings, owner=APP_OWNER)
+
+
+@st.cache_resource(show_spinner="Loading the language model…")
+def _chat_model(key: str, _settings: Settings) -> ChatModelChoice:
+    return build_chat_model(_settings)
+
+
+def _key(current: Settings, fields: set[str]) -> str:
+    """A cache key of the fields that matter; the API key enters only as a digest."""
+    secret = current.openai_api_key.get_secret_value() if current.openai_api_key else ""
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    return current.model_dump_json(include=fields) + digest

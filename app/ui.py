@@ -1,0 +1,131 @@
+"""Small UI pieces shared by the pages: avatars, the source list, the upload report, the sidebar."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import streamlit as st
+
+from ingest.index import DocumentIndex, Progress
+from ingest.records import AddResult
+from llm.chat_models import available_providers
+from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
+
+USER_AVATAR = "🧑‍💻"
+ASSISTANT_AVATAR = "📚"
+PROVIDER_LABELS = {
+    "openai": "OpenAI-compatible API",
+    "local": "Local model (offline)",
+    "extractive": "Extractive (no model, quotes passages)",
+}
+
+
+def model_controls(base: Settings) -> Settings:
+    """Sidebar controls for provider, model, temperature, top-k; returns this session's settings."""
+    providers = available_providers(base)
+    default = base.llm_provider if base.llm_provider in providers else providers[0]
+    provider = st.selectbox(
+        "Answer with",
+        providers,
+        index=providers.index(default),
+        format_func=PROVIDER_LABELS.get,
+        key="llm_provider",
+    )
+    model = base.llm_model
+    if provider == "openai":
+        model = st.text_input(
+            "Model", value=base.llm_model or DEFAULT_OPENAI_CHAT_MODEL, key="llm_model"
+        )
+    temperature = st.slider(
+        "Temperature",
+        0.0,
+        1.0,
+        float(base.temperature),
+        0.05,
+        key="temperature",
+        disabled=provider == "extractive",
+    )
+    top_k = st.slider("Passages to retrieve (top-k)", 1, 15, base.top_k, key="top_k")
+    return base.model_copy(
+        update={
+            "llm_provider": provider,
+            "llm_model": model,
+            "temperature": temperature,
+            "top_k": top_k,
+        }
+    )
+
+
+def source_list(sources: Sequence[dict[str, Any]]) -> None:
+    """An expander listing each numbered source with file, page, score and a snippet."""
+    if not sources:
+        return
+    with st.expander(f"Sources ({len(sources)})"):
+        for source in sources:
+            st.markdown(
+                f"**[{source['number']}] {source['source']}**, page {source['page']} "
+                f"· relevance {source['score']:.2f}"
+            )
+            st.caption(_snippet(source["text"]))
+
+
+def _snippet(text: str, limit: int = 400) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def ingest_with_progress(
+    index: DocumentIndex, files: Sequence[tuple[str, bytes]]
+) -> list[AddResult]:
+    """Add files inside an st.status box that shows each file as it goes."""
+    label = f"Indexing {len(files)} file{'s' if len(files) != 1 else ''}…"
+    with st.status(label, expanded=True) as status:
+        bar = st.progress(0.0)
+
+        def show(progress: Progress) -> None:
+            bar.progress(
+                progress.files_done / progress.files_total,
+                text=f"{progress.files_done}/{progress.files_total}: "
+                f"{progress.current_file} ({progress.chunks_done} chunks so far)",
+            )
+
+        results = index.add_files(files, on_progress=show)
+        failed = [result for result in results if result.status == "failed"]
+        status.update(
+            label=summary(results),
+            state="error" if failed and len(failed) == len(results) else "complete",
+            expanded=bool(failed),
+        )
+    return results
+
+
+def summary(results: Sequence[AddResult]) -> str:
+    counts = {
+        status: sum(r.status == status for r in results)
+        for status in ("added", "duplicate", "failed")
+    }
+    parts = [f"{counts['added']} added"]
+    if counts["duplicate"]:
+        parts.append(f"{counts['duplicate']} already indexed")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} could not be read")
+    return ", ".join(parts)
+
+
+def upload_report(results: Sequence[AddResult]) -> None:
+    """Per-file outcome: errors by name with the reason, duplicates noted."""
+    for result in results:
+        if result.status == "failed":
+            st.error(f"**{result.file}** was not added: {result.error}", icon="⚠️")
+        elif result.status == "duplicate":
+            st.info(f"**{result.file}**: {result.error}", icon="ℹ️")
+
+
+def text_only(events: Iterator[Any], token_type: type, sink: list[Any]) -> Iterator[str]:
+    """The text of token events for st.write_stream; every other event goes into `sink`."""
+    for event in events:
+        if isinstance(event, token_type):
+            yield event.text
+        else:
+            sink.append(event)

@@ -1,0 +1,193 @@
+"""SQLite catalog of stored documents and of the index's own state (active collection, version)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ingest.records import DocumentRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    pages INTEGER NOT NULL,
+    chunks INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    added_at TEXT NOT NULL,
+    stored_path TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS index_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    collection TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    embedding_provider TEXT NOT NULL,
+    embedding_model TEXT NOT NULL,
+    chunk_size INTEGER NOT NULL,
+    chunk_overlap INTEGER NOT NULL,
+    built_at TEXT NOT NULL,
+    reindexed_at TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How an index is built: which embedder, and how documents are cut into chunks."""
+
+    embedding_provider: str
+    embedding_model: str
+    chunk_size: int
+    chunk_overlap: int
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """The index in use: its Chroma collection, version and the config it was built with."""
+
+    collection: str
+    version: int
+    config: IndexConfig
+    built_at: str
+    reindexed_at: str | None
+
+
+class Catalog:
+    """Documents and index state in one SQLite file; safe across threads and processes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        # executescript commits on its own, so the schema is created outside _transaction.
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def state(self) -> IndexState | None:
+        row = self._connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        config = IndexConfig(
+            row["embedding_provider"],
+            row["embedding_model"],
+            row["chunk_size"],
+            row["chunk_overlap"],
+        )
+        return IndexState(
+            row["collection"], row["version"], config, row["built_at"], row["reindexed_at"]
+        )
+
+    def initialise_state(self, collection: str, config: IndexConfig, now: str) -> IndexState:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO index_state VALUES (1, ?, 1, ?, ?, ?, ?, ?, NULL)",
+                (collection, *_config_row(config), now),
+            )
+        state = self.state()
+        assert state is not None
+        return state
+
+    def version(self) -> int:
+        row = self._connection().execute("SELECT version FROM index_state WHERE id = 1").fetchone()
+        return int(row["version"]) if row else 0
+
+    def find_by_sha256(self, sha256: str) -> DocumentRecord | None:
+        row = (
+            self._connection()
+            .execute("SELECT * FROM documents WHERE sha256 = ?", (sha256,))
+            .fetchone()
+        )
+        return DocumentRecord(**dict(row)) if row else None
+
+    def get(self, doc_id: str) -> DocumentRecord | None:
+        row = (
+            self._connection()
+            .execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
+            .fetchone()
+        )
+        return DocumentRecord(**dict(row)) if row else None
+
+    def documents(self) -> list[DocumentRecord]:
+        rows = self._connection().execute("SELECT * FROM documents ORDER BY added_at, source")
+        return [DocumentRecord(**dict(row)) for row in rows]
+
+    def doc_ids(self) -> set[str]:
+        rows = self._connection().execute("SELECT doc_id FROM documents")
+        return {row["doc_id"] for row in rows}
+
+    def add(self, record: DocumentRecord) -> int:
+        """Insert a document and bump the version in one transaction; returns the new version."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO documents VALUES (:doc_id, :source, :sha256, :kind, :pages, :chunks,"
+                " :size_bytes, :added_at, :stored_path)",
+                asdict(record),
+            )
+            return _bump_version(db)
+
+    def remove(self, doc_id: str) -> int:
+        with self._transaction() as db:
+            db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            return _bump_version(db)
+
+    def switch_collection(
+        self, collection: str, config: IndexConfig, chunk_counts: dict[str, int], now: str
+    ) -> int:
+        """Make a rebuilt collection the active one, in one atomic step; returns the new version."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE documents SET chunks = ? WHERE doc_id = ?",
+                [(count, doc_id) for doc_id, count in chunk_counts.items()],
+            )
+            db.execute(
+                "UPDATE index_state SET collection = ?, embedding_provider = ?,"
+                " embedding_model = ?, chunk_size = ?, chunk_overlap = ?, reindexed_at = ?"
+                " WHERE id = 1",
+                (collection, *_config_row(config), now),
+            )
+            return _bump_version(db)
+
+    def close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+
+def _config_row(config: IndexConfig) -> tuple[str, str, int, int]:
+    return (
+        config.embedding_provider,
+        config.embedding_model,
+        config.chunk_size,
+        config.chunk_overlap,
+    )
+
+
+def _bump_version(db: sqlite3.Connection) -> int:
+    db.execute("UPDATE index_state SET version = version + 1 WHERE id = 1")
+    return int(db.execute("SELECT version FROM index_state WHERE id = 1").fetchone()[0])

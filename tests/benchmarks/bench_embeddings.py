@@ -1,0 +1,103 @@
+"""Throughput of the MiniLM embedder: fixed padding vs dynamic padding vs length-sorted batches.
+
+Run from the repository root: `python -m tests.benchmarks.bench_embeddings [--texts 512]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from pypdf import PdfReader
+
+from ingest.embeddings import MAX_TOKENS, MiniLMEmbeddings
+
+GOOD_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "pdfs" / "good"
+
+
+def pdf_sentences(folder: Path) -> list[str]:
+    """Sentences of 3 to 60 words from every PDF in `folder`, in a stable order."""
+    sentences: list[str] = []
+    for path in sorted(folder.glob("*.pdf")):
+        text = " ".join(page.extract_text() or "" for page in PdfReader(path).pages)
+        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+            if 3 <= len(sentence.split()) <= 60:
+                sentences.append(sentence)
+    return sentences
+
+
+def synthetic_texts(sentences: list[str], count: int, seed: int) -> list[str]:
+    """`count` texts of 20 to 160 words, each made of randomly drawn real sentences."""
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        target = rng.randint(20, 160)
+        words: list[str] = []
+        while len(words) < target:
+            words.extend(rng.choice(sentences).split())
+        texts.append(" ".join(words[:target]))
+    return texts
+
+
+def in_input_order(embedder: MiniLMEmbeddings, pad_to: int | None) -> Callable[[list[str]], list]:
+    """Batches taken as they come, padded to `pad_to` or to each batch's longest text."""
+
+    def embed(texts: list[str]) -> list:
+        encodings = embedder._encode(texts)
+        size = embedder.batch_size
+        return [
+            row
+            for start in range(0, len(encodings), size)
+            for row in embedder._run(encodings[start : start + size], pad_to=pad_to)
+        ]
+
+    return embed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
+    args = parser.parse_args()
+
+    texts = synthetic_texts(pdf_sentences(GOOD_PDFS), args.texts, args.seed)
+    embedder = MiniLMEmbeddings(intra_op_threads=args.threads)
+    embedder.embed_documents(texts[:32])  # load the model and warm up outside the timings
+    tokens = sum(len(e.ids) for e in embedder._encode(texts))
+    words = [len(t.split()) for t in texts]
+
+    modes = [
+        (f"(a) pad to {MAX_TOKENS}, input order", in_input_order(embedder, MAX_TOKENS)),
+        ("(b) dynamic padding, input order", in_input_order(embedder, None)),
+        ("(c) dynamic padding, length-sorted", embedder.embed_documents),
+    ]
+    print(
+        f"{len(texts)} texts, {min(words)}-{max(words)} words, {tokens} tokens "
+        f"(max {MAX_TOKENS}/text), batch {embedder.batch_size}, {embedder.intra_op_threads} threads"
+    )
+    print(f"{'mode':<38}{'seconds':>9}{'texts/s':>9}{'tokens/s':>10}{'vs (a)':>8}")
+    baseline_rate = 0.0
+    reference = None
+    for name, embed in modes:
+        started = time.perf_counter()
+        vectors = np.asarray(embed(texts))
+        seconds = time.perf_counter() - started
+        rate = len(texts) / seconds
+        baseline_rate = baseline_rate or rate
+        print(
+            f"{name:<38}{seconds:>9.2f}{rate:>9.1f}{tokens / seconds:>10.0f}"
+            f"{rate / baseline_rate:>7.2f}x"
+        )
+        reference = vectors if reference is None else reference
+        # Every mode must compute the same vectors, or the comparison means nothing.
+        print(f"{'':<4}max |difference| from (a): {np.abs(vectors - reference).max():.2e}")
+
+
+if __name__ == "__main__":
+    main()

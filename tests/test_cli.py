@@ -1,0 +1,243 @@
+"""The docqa command line on a real data dir: real PDFs, Chroma, embedder and models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# A phrase from the table on page 3 of multicolumn.pdf.
+TABLE_QUERY = "EU countries: population, area, capital and official language"
+
+
+@pytest.fixture
+def data_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DOCQA_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+def docqa(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -m app.cli ARGS` as its own process, as a user would."""
+    environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), **env}
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_end_to_end_in_separate_processes(data_dir: Path, good_pdfs: Path, bad_pdfs: Path) -> None:
+    added = docqa(
+        "add", str(good_pdfs / "crazyones-pdfa.pdf"), str(good_pdfs / "multicolumn.pdf"),
+        str(bad_pdfs / "encrypted-password.pdf"), "--json", data_dir=data_dir,
+    )  # fmt: skip
+    assert added.returncode == 1, added.stderr
+    rows = json_lines(added.stdout)
+    assert [(row["file"], row["status"]) for row in rows] == [
+        ("crazyones-pdfa.pdf", "added"),
+        ("multicolumn.pdf", "added"),
+        ("encrypted-password.pdf", "failed"),
+    ]
+    assert rows[1]["pages"] == 3 and rows[1]["chunks"] > 0 and rows[1]["error"] is None
+    assert "encrypted" in rows[2]["error"] and rows[2]["doc_id"] is None
+
+    listed = docqa("list", "--json", data_dir=data_dir)
+    assert listed.returncode == 0
+    documents = json.loads(listed.stdout)
+    assert {doc["source"] for doc in documents} == {"crazyones-pdfa.pdf", "multicolumn.pdf"}
+    assert set(documents[0]) == {"doc_id", "source", "pages", "chunks", "sha256", "added_at"}
+
+    searched = docqa("search", TABLE_QUERY, "--k", "2", "--json", data_dir=data_dir)
+    assert searched.returncode == 0, searched.stderr
+    hits = json.loads(searched.stdout)
+    assert len(hits) == 2
+    assert (hits[0]["source"], hits[0]["page"]) == ("multicolumn.pdf", 3)
+    assert "Vienna" in hits[0]["text"]
+
+    asked = docqa(
+        "ask", "What is the capital of Austria?", "--json",
+        data_dir=data_dir, DOCQA_LLM_PROVIDER="extractive",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    answer = json.loads(asked.stdout)
+    assert answer["provider"] == "extractive"
+    assert answer["answer"].strip()
+    assert ("multicolumn.pdf", 3) in {(s["source"], s["page"]) for s in answer["sources"]}
+    assert set(answer["sources"][0]) == set(hits[0])
+    assert {"model", "usage"} <= set(answer)
+
+    again = docqa("add", str(good_pdfs / "multicolumn.pdf"), "--json", data_dir=data_dir)
+    assert again.returncode == 0
+    (duplicate,) = json_lines(again.stdout)
+    assert duplicate["status"] == "duplicate"
+    assert duplicate["doc_id"] == rows[1]["doc_id"]
+
+    removed = docqa("remove", rows[0]["doc_id"], data_dir=data_dir)
+    assert removed.returncode == 0
+    assert "crazyones-pdfa.pdf" in removed.stdout
+    remaining = json.loads(docqa("list", "--json", data_dir=data_dir).stdout)
+    assert [doc["source"] for doc in remaining] == ["multicolumn.pdf"]
+
+
+@pytest.mark.slow
+def test_a_second_process_is_refused_while_another_owns_the_data_dir(
+    data_dir: Path, good_pdfs: Path
+) -> None:
+    holder_code = (
+        "import time\n"
+        "from llm.components import build_index\n"
+        "from llm.settings import load_settings\n"
+        "index = build_index(load_settings(), owner='the DocQA app (streamlit run)')\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holder_code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DOCQA_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+
+        refused = docqa("add", str(good_pdfs / "crazyones-pdfa.pdf"), data_dir=data_dir)
+        assert refused.returncode == 2
+        assert "the DocQA app (streamlit run)" in refused.stderr
+        assert f"pid {holder.pid}" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+        # Listing reads only the catalog, so it still works beside the running app.
+        listed = docqa("list", "--json", data_dir=data_dir)
+        assert listed.returncode == 0
+        assert json.loads(listed.stdout) == []
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_list_on_a_new_data_dir_creates_nothing(
+    data_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["list"]) == 0
+    assert "No documents indexed yet" in capsys.readouterr().out
+    assert list(data_env.iterdir()) == []
+
+
+def test_user_mistakes_give_one_plain_line(
+    data_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["add", str(tmp_path / "nowhere.pdf")]) == 1
+    error = capsys.readouterr().err
+    assert error == f"docqa: no such file or folder: {tmp_path / 'nowhere.pdf'}\n"
+
+    assert main(["remove", "0123456789abcdef"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("docqa: no document with id 0123456789abcdef")
+    assert error.count("\n") == 1
+
+    assert main(["search", "anything", "--k", "0"]) == 1
+    assert capsys.readouterr().err.startswith("docqa: invalid setting top_k:")
+
+    assert main(["search", "anything"]) == 1
+    assert "no documents indexed yet" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_add_search_and_reindex_in_process(
+    data_env: Path, good_pdfs: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["add", str(good_pdfs / "multicolumn.pdf"), str(good_pdfs / "habibi.pdf")]) == 0
+    out = capsys.readouterr().out
+    assert "added      multicolumn.pdf (3 pages" in out
+    assert out.endswith("2 added, 0 already indexed, 0 could not be read.\n")
+
+    assert main(["search", TABLE_QUERY, "--k", "1"]) == 0
+    assert capsys.readouterr().out.startswith("[1] multicolumn.pdf, page 3 (score ")
+
+    assert main(["list", "--json"]) == 0
+    before = {doc["source"]: doc["chunks"] for doc in json.loads(capsys.readouterr().out)}
+
+    assert main(["reindex", "--chunk-size", "300", "--chunk-overlap", "30", "--json"]) == 0
+    captured = capsys.readouterr()
+    rebuilt = json.loads(captured.out)
+    assert "reindexing 2/2" in captured.err
+    assert (rebuilt["documents"], rebuilt["chunk_size"], rebuilt["chunk_overlap"]) == (2, 300, 30)
+    assert main(["list", "--json"]) == 0
+    after = {doc["source"]: doc["chunks"] for doc in json.loads(capsys.readouterr().out)}
+    assert after["multicolumn.pdf"] > before["multicolumn.pdf"]
+    assert rebuilt["chunks"] == sum(after.values())
+
+    assert main(["reindex", "--chunk-size", "300", "--chunk-overlap", "300"]) == 1
+    assert "must be smaller than the chunk size" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ask_streams_a_local_model_answer_then_the_sources(
+    data_env: Path, good_pdfs: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    assert main(["add", str(good_pdfs / "multicolumn.pdf"), "--json"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "local")
+    monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "48")
+
+    assert main(["ask", "What is the capital of Austria?"]) == 0
+    captured = capsys.readouterr()
+    answer, _, sources = captured.out.partition("\n\n")
+    assert answer.strip()
+    assert "multicolumn.pdf, page 3" in sources
+    assert sources.lstrip().startswith("[1] multicolumn.pdf")
+    assert "local" in captured.err
+
+
+@pytest.mark.slow
+def test_eval_scores_a_question_set_in_a_scratch_dir(
+    data_env: Path, good_pdfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    eval_dir = tmp_path / "eval"
+    (eval_dir / "docs").mkdir(parents=True)
+    for name in ("multicolumn.pdf", "crazyones-pdfa.pdf"):
+        shutil.copy(good_pdfs / name, eval_dir / "docs" / name)
+    questions = [
+        {"id": "t1", "question": TABLE_QUERY, "source": "multicolumn.pdf", "pages": [3]},
+        {"id": "t2", "question": "Here's to the misfits and the rebels",
+         "source": "crazyones-pdfa.pdf", "pages": [1]},
+    ]  # fmt: skip
+    (eval_dir / "qa.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+    scratch_root = tmp_path / "scratch"
+    scratch_root.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch_root))
+
+    assert main(["eval", str(eval_dir), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert (figures["recall_at_1"], figures["recall_at_5"], figures["mrr_at_10"]) == (1, 1, 1)
+    assert figures["documents"] == 2 and figures["chunks"] > 2
+    assert [row["rank"] for row in figures["per_question"]] == [1, 1]
+    assert figures["search_ms_p95"] >= figures["search_ms_p50"] > 0
+    # The scratch index is gone and the user's own data dir was never touched.
+    assert list(scratch_root.iterdir()) == []
+    assert list(data_env.iterdir()) == []
+
+    assert main(["eval", str(eval_dir), "--k", "3"]) == 1
+    assert "--k must be at least 5" in capsys.readouterr().err

@@ -1,0 +1,174 @@
+"""DocumentIndex on a real embedded Chroma: add, duplicates, bad files, atomicity, reindex."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from ingest.catalog import IndexConfig
+from ingest.embeddings import MiniLMEmbeddings
+from ingest.index import COLLECTION_PREFIX, DocumentIndex
+
+CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
+EMBEDDER = MiniLMEmbeddings()
+
+
+def open_index(data_dir: Path, embedder: Embeddings = EMBEDDER) -> DocumentIndex:
+    return DocumentIndex(data_dir, lambda config: embedder, CONFIG, max_file_bytes=5 * 1024 * 1024)
+
+
+@pytest.fixture
+def index(data_dir: Path):
+    opened = open_index(data_dir)
+    yield opened
+    opened.close()
+
+
+def chunk_doc_ids(index: DocumentIndex) -> list[str]:
+    stored = index._store._collection.get(include=["metadatas"])
+    return [meta["doc_id"] for meta in stored["metadatas"]]
+
+
+def test_add_search_remove(index: DocumentIndex, good_pdfs: Path) -> None:
+    results = index.add_paths(
+        [good_pdfs / "crazyones-pdfa.pdf", good_pdfs / "pdflatex-4-pages.pdf"]
+    )
+    assert [r.status for r in results] == ["added", "added"]
+    assert results[1].pages == 4 and results[1].chunks > 4
+    hits = index.search("the misfits, the rebels, the troublemakers", 3)
+    assert (hits[0].source, hits[0].page) == ("crazyones-pdfa.pdf", 1)
+    assert hits[0].score > hits[-1].score
+    version = index.version
+    assert index.remove(results[0].doc_id)
+    assert index.version == version + 1
+    assert all(hit.source != "crazyones-pdfa.pdf" for hit in index.search("crazy ones", 10))
+    assert results[0].doc_id not in chunk_doc_ids(index)
+    assert [d.source for d in index.documents()] == ["pdflatex-4-pages.pdf"]
+    assert len(list(index.files_dir.iterdir())) == 1
+    assert not index.remove("no-such-doc")
+
+
+def test_duplicate_bytes_add_nothing(index: DocumentIndex, good_pdfs: Path) -> None:
+    data = (good_pdfs / "crazyones-pdfa.pdf").read_bytes()
+    first, again = index.add_files([("a.pdf", data), ("renamed.pdf", data)])
+    assert (first.status, again.status) == ("added", "duplicate")
+    assert again.doc_id == first.doc_id and "a.pdf" in again.error
+    assert len(index.documents()) == 1 and len(chunk_doc_ids(index)) == first.chunks
+
+
+def test_bad_files_are_reported_and_good_ones_still_go_in(
+    index: DocumentIndex, good_pdfs: Path, bad_pdfs: Path
+) -> None:
+    bad = sorted(bad_pdfs.iterdir())
+    results = index.add_paths([*bad, good_pdfs / "crazyones-pdfa.pdf"])
+    by_name = {r.file: r for r in results}
+    assert by_name["crazyones-pdfa.pdf"].status == "added"
+    for path in bad:
+        assert by_name[path.name].status == "failed", path.name
+        assert by_name[path.name].error
+    assert "encrypted" in by_name["encrypted-password.pdf"].error
+    assert "text layer" in by_name["image-only-fax.pdf"].error
+    assert set(chunk_doc_ids(index)) == {by_name["crazyones-pdfa.pdf"].doc_id}
+
+
+class FailOnText(Embeddings):
+    """The real embedder, failing on one marked text: injects a fault mid-upload (no real way to
+    make Chroma or the model fail on demand)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if any("EXPLODE" in text for text in texts):
+            raise RuntimeError("embedding service failed")
+        return EMBEDDER.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return EMBEDDER.embed_query(text)
+
+
+def test_failure_leaves_nothing_half_indexed(data_dir: Path, good_pdfs: Path) -> None:
+    index = open_index(data_dir, FailOnText())
+    try:
+        bomb = ("bomb.txt", ("Normal text. " * 200 + "EXPLODE").encode())
+        results = index.add_files(
+            [bomb, ("crazy.pdf", (good_pdfs / "crazyones-pdfa.pdf").read_bytes())]
+        )
+        assert [r.status for r in results] == ["failed", "added"]
+        assert "embedding service failed" in results[0].error
+        assert [d.source for d in index.documents()] == ["crazy.pdf"]
+        assert set(chunk_doc_ids(index)) == {results[1].doc_id}
+        assert len(list(index.files_dir.iterdir())) == 1
+    finally:
+        index.close()
+
+
+def test_reindex_switches_collection_and_counts(index: DocumentIndex, good_pdfs: Path) -> None:
+    index.add_paths([good_pdfs / "pdflatex-4-pages.pdf", good_pdfs / "crazyones-pdfa.pdf"])
+    before = index.stats()
+    result = index.reindex(IndexConfig("local", "all-MiniLM-L6-v2", 400, 40))
+    after = index.stats()
+    assert result.version == after.version > before.version
+    assert after.collection != before.collection and after.chunks == result.chunks > before.chunks
+    assert after.config.chunk_size == 400
+    names = [c.name for c in index._client.list_collections()]
+    assert names == [after.collection]
+    assert sorted(chunk_doc_ids(index)) == sorted(
+        d.doc_id for d in index.documents() for _ in range(d.chunks)
+    )
+
+
+def test_leftovers_of_a_crash_are_removed_at_start(data_dir: Path, good_pdfs: Path) -> None:
+    index = open_index(data_dir)
+    index.add_paths([good_pdfs / "crazyones-pdfa.pdf"])
+    index._client.get_or_create_collection(f"{COLLECTION_PREFIX}99").add(
+        ids=["x"], embeddings=[[0.1] * 384], documents=["half-built"]
+    )
+    index._store._collection.add(
+        ids=["orphan:0"],
+        embeddings=[EMBEDDER.embed_query("orphan")],
+        documents=["chunk of a document whose catalog row was never written"],
+        metadatas=[{"doc_id": "orphan", "source": "o.pdf", "page": 1, "chunk_index": 0}],
+    )
+    (index.files_dir / "deadbeef.pdf.part").write_bytes(b"partial")
+    index.close()
+
+    reopened = open_index(data_dir)
+    try:
+        assert [c.name for c in reopened._client.list_collections()] == [f"{COLLECTION_PREFIX}1"]
+        assert "orphan" not in chunk_doc_ids(reopened)
+        assert [p.suffix for p in reopened.files_dir.iterdir()] == [".pdf"]
+    finally:
+        reopened.close()
+
+
+def test_second_process_is_refused_with_the_owner_named(
+    index: DocumentIndex, data_dir: Path
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from ingest.ownership import DataDirLock, DataDirBusy
+        try:
+            DataDirLock.acquire(Path({str(data_dir)!r}), "second")
+        except DataDirBusy as busy:
+            print(busy)
+            raise SystemExit(3)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
+    assert done.returncode == 3, done.stderr
+    assert "in use by docqa" in done.stdout and "DOCQA_CHROMA_URL" in done.stdout
+
+
+def test_same_process_shares_the_lock(index: DocumentIndex, data_dir: Path) -> None:
+    """Streamlit sessions (threads) of one process open the same data dir: that must not block."""
+    again = open_index(data_dir)
+    assert again._lock is index._lock
