@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="show the passages that best match a query")
     search.add_argument("query", metavar="QUERY")
     # dest is the setting's name, so the value gets the same checks as DOCQA_TOP_K.
-    search.add_argument("--k", dest="top_k", type=int, help="passages to show (default: top_k)")
+    search.add_argument(
+        "--k", dest="top_k", type=int, metavar="N", help="passages to show (default: top_k)"
+    )
     _json_flag(search, "a JSON list")
     search.set_defaults(run=cmd_search)
 
@@ -93,8 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(run=cmd_ask)
 
     reindex = commands.add_parser("reindex", help="rebuild the index, e.g. with new chunk sizes")
-    reindex.add_argument("--chunk-size", type=int, help="characters per chunk")
-    reindex.add_argument("--chunk-overlap", type=int, help="characters shared by adjacent chunks")
+    reindex.add_argument("--chunk-size", type=int, metavar="N", help="characters per chunk")
+    reindex.add_argument(
+        "--chunk-overlap", type=int, metavar="N", help="characters shared by adjacent chunks"
+    )
     _json_flag(reindex, "a JSON object")
     reindex.set_defaults(run=cmd_reindex)
 
@@ -102,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "eval", help="score retrieval on a question set (DIR/docs and DIR/qa.jsonl)"
     )
     evaluation.add_argument("dir", type=Path, metavar="DIR")
-    evaluation.add_argument("--k", type=int, default=10, help="results per question (default 10)")
+    evaluation.add_argument(
+        "--k", type=int, default=10, metavar="N", help="results per question (default 10)"
+    )
     _json_flag(evaluation, "a JSON object with per-question ranks")
     evaluation.set_defaults(run=cmd_eval)
     return parser
@@ -224,9 +230,9 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(summary, indent=2)
     else:
         print(
-            f"Reindexed {done.documents} documents into {done.chunks} chunks (chunk size "
-            f"{config.chunk_size}, overlap {config.chunk_overlap}) in {done.elapsed_s:.0f} s; "
-            f"index version {done.version}."
+            f"Reindexed {_count(done.documents, 'document')} into {_count(done.chunks, 'chunk')} "
+            f"(chunk size {config.chunk_size}, overlap {config.chunk_overlap}) "
+            f"in {done.elapsed_s:.0f} s; index version {done.version}."
         )
     return 0
 
@@ -339,8 +345,8 @@ def _progress_printer(verb: str) -> Callable[[Progress], None]:
 def _add_line(result: AddResult) -> str:
     if result.status == "added":
         return (
-            f"added      {result.file} ({result.pages} pages, {result.chunks} chunks, "
-            f"id {result.doc_id})"
+            f"added      {result.file} ({_count(result.pages, 'page')}, "
+            f"{_count(result.chunks, 'chunk')}, id {result.doc_id})"
         )
     return f"{result.status:<10} {result.file}: {result.error}"
 
@@ -374,6 +380,10 @@ def _print_report(report: EvalReport, figures: dict[str, Any]) -> None:
         if result.rank is None and result.top:
             line += f"  (top result: {result.top.source}, page {result.top.page})"
         print(line)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _snippet(text: str, limit: int = 160) -> str:

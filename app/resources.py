@@ -8,7 +8,8 @@ import streamlit as st
 
 from ingest.index import DocumentIndex
 from llm.chat_models import ChatModelChoice, build_chat_model
-from llm.components import build_index
+from llm.components import build_index, build_ledger
+from llm.ledger import SpendLedger
 from llm.settings import Settings, load_settings
 
 APP_OWNER = "the DocQA app (streamlit run)"
@@ -61,3 +62,13 @@ def _key(current: Settings, fields: set[str]) -> str:
     secret = current.openai_api_key.get_secret_value() if current.openai_api_key else ""
     digest = hashlib.sha256(secret.encode()).hexdigest()[:12]
     return current.model_dump_json(include=fields) + digest
+
+
+@st.cache_resource
+def _ledger(data_dir: str, _settings: Settings) -> SpendLedger:
+    return build_ledger(_settings)
+
+
+def ledger(current: Settings) -> SpendLedger:
+    """The spending ledger of this data dir (SQLite, shared across sessions and processes)."""
+    return _ledger(str(current.data_dir.resolve()), current)

@@ -1,4 +1,4 @@
-"""Text embeddings: all-MiniLM-L6-v2 (int8 ONNX, offline) or OpenAI, behind LangChain's interface."""
+"""Text embeddings for the index: all-MiniLM-L6-v2 (int8 ONNX, offline) or OpenAI."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from langchain_chroma import Chroma
 from langchain_core.documents import Document
@@ -19,6 +21,7 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
 from ingest.chunking import split_document
+from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, load_document
 from ingest.ownership import DataDirLock
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
@@ -101,6 +104,7 @@ class DocumentIndex:
         )
         self._embeddings = embeddings_factory(state.config)
         self._store = self._open_store(state.collection, self._embeddings)
+        self._keyword = KeywordIndex(self._keyword_dir(state.collection))
         self._state = state
         self._remove_leftovers()
 
@@ -125,12 +129,28 @@ class DocumentIndex:
         return self._catalog.get(doc_id)
 
     def search(self, query: str, k: int) -> list[SearchHit]:
+        """Vector search: the k chunks most similar to the query, score = cosine similarity."""
         if not query.strip() or self._store._collection.count() == 0:
             return []
         vector = self._embeddings.embed_query(query)
-        store = self._store
-        found = store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        found = self._store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
         return [_hit(document, distance) for document, distance in found]
+
+    def keyword_search(self, query: str, k: int) -> list[SearchHit]:
+        """BM25 keyword search over the same chunks, score = BM25 score."""
+        return self._keyword.search(query, k) if query.strip() else []
+
+    def similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
+        """Cosine similarity of the query to each hit's chunk (for hits found by keywords)."""
+        if not hits:
+            return []
+        ids = [f"{hit.doc_id}:{hit.chunk_index}" for hit in hits]
+        stored = self._store._collection.get(ids=ids, include=["embeddings"])
+        vectors = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+        query_vector = np.asarray(self._embeddings.embed_query(query))
+        return [
+            round(float(np.dot(query_vector, vectors[i])), 4) if i in vectors else 0.0 for i in ids
+        ]
 
     def stats(self) -> IndexStats:
         records = self.documents()
@@ -163,6 +183,8 @@ class DocumentIndex:
             chunks_done += result.chunks
             if on_progress:
                 on_progress(Progress(name, done + 1, len(files), chunks_done, _since(started)))
+        # One keyword rebuild per upload, not per file nor at the next question.
+        self._keyword.refresh()
         return results
 
     def add_paths(
@@ -179,7 +201,9 @@ class DocumentIndex:
             if record is None:
                 return False
             self._delete_chunks(self._store, doc_id)
+            self._keyword.remove(doc_id, self._catalog.version() + 1)
             self._catalog.remove(doc_id)
+            self._keyword.refresh()
             (self.data_dir / record.stored_path).unlink(missing_ok=True)
             return True
 
@@ -197,7 +221,9 @@ class DocumentIndex:
             generation = int(self._state.collection.removeprefix(COLLECTION_PREFIX)) + 1
             name = f"{COLLECTION_PREFIX}{generation}"
             self._drop_collection(name)
+            shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
             new_store = self._open_store(name, embeddings)
+            new_keyword = KeywordIndex(self._keyword_dir(name))
             records = self.documents()
             counts: dict[str, int] = {}
             errors: list[AddResult] = []
@@ -207,6 +233,7 @@ class DocumentIndex:
                         doc = self._reload(record)
                         chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
                         self._write_chunks(new_store, record.doc_id, chunks)
+                        new_keyword.add(record.doc_id, chunks, self._state.version)
                         counts[record.doc_id] = len(chunks)
                     except (OSError, RejectedFile, ValueError) as error:
                         errors.append(
@@ -224,17 +251,24 @@ class DocumentIndex:
                         )
                 if errors:
                     raise ReindexFailed(errors)
+                new_keyword.refresh()
             except BaseException:
+                new_keyword.close()
                 self._drop_collection(name)
+                shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
                 raise
-            old = self._state.collection
+            old, old_keyword = self._state.collection, self._keyword
             version = self._catalog.switch_collection(name, config, counts, _now())
-            self._embeddings, self._store = embeddings, new_store
+            new_keyword.set_version(version)
+            self._embeddings, self._store, self._keyword = embeddings, new_store, new_keyword
             self._state = self._catalog.state() or self._state
+            old_keyword.close()
             self._drop_collection(old)
+            shutil.rmtree(self._keyword_dir(old), ignore_errors=True)
             return ReindexResult(version, len(records), sum(counts.values()), _since(started))
 
     def close(self) -> None:
+        self._keyword.close()
         self._catalog.close()
         if self._lock is not None:
             self._lock.release()
@@ -265,9 +299,11 @@ class DocumentIndex:
             stored = self._store_original(doc)
             try:
                 self._write_chunks(self._store, doc.doc_id, chunks)
+                self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
                 self._catalog.add(_record(doc, stored.relative_to(self.data_dir), len(chunks)))
             except Exception as error:
                 self._delete_chunks(self._store, doc.doc_id)
+                self._keyword.remove(doc.doc_id, self._catalog.version())
                 stored.unlink(missing_ok=True)
                 return AddResult(name, "failed", error=f"could not be indexed: {error}")
             return AddResult(name, "added", doc.doc_id, len(doc.pages), len(chunks))
@@ -305,6 +341,9 @@ class DocumentIndex:
             collection_metadata={"hnsw:space": "cosine"},
         )
 
+    def _keyword_dir(self, collection: str) -> Path:
+        return self.data_dir / "keyword" / collection
+
     def _drop_collection(self, name: str) -> None:
         with contextlib.suppress(Exception):
             self._client.delete_collection(name)
@@ -315,15 +354,36 @@ class DocumentIndex:
             name = getattr(collection, "name", collection)
             if name.startswith(COLLECTION_PREFIX) and name != self._state.collection:
                 self._drop_collection(name)
+        for folder in (self.data_dir / "keyword").iterdir():
+            if folder.name != self._state.collection:
+                shutil.rmtree(folder, ignore_errors=True)
         known = self._catalog.doc_ids()
         stored = self._store._collection.get(include=["metadatas"])
         orphans = {meta.get("doc_id") for meta in stored["metadatas"] or []} - known
         for doc_id in orphans:
             self._delete_chunks(self._store, str(doc_id))
+        self._sync_keyword_index(known)
         kept = {Path(record.stored_path).name for record in self._catalog.documents()}
         for path in self.files_dir.iterdir():
             if path.name not in kept:
                 path.unlink(missing_ok=True)
+
+    def _sync_keyword_index(self, known: set[str]) -> None:
+        """Make the keyword index hold exactly the catalog's documents, as Chroma does."""
+        version = self._catalog.version()
+        for doc_id in self._keyword.doc_ids() - known:
+            self._keyword.remove(doc_id, version)
+        for doc_id in known - self._keyword.doc_ids():
+            stored = self._store._collection.get(
+                where={"doc_id": doc_id}, include=["documents", "metadatas"]
+            )
+            chunks = [
+                Document(page_content=text, metadata=meta)
+                for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
+            ]
+            self._keyword.add(doc_id, chunks, version)
+        self._keyword.set_version(version)
+        self._keyword.refresh()
 
 
 class ReindexFailed(RuntimeError):

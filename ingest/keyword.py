@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ _PART = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _STEMMER = Stemmer.Stemmer("english")
 _stemmer_guard = threading.Lock()
+# bm25s sets its own logger to DEBUG, which would print through any handler the app installs.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -92,7 +95,6 @@ class KeywordIndex:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
         self._built: _Built | None = None
         self._rebuilds = 0
         # executescript commits on its own, so the schema goes in before any transaction.
@@ -190,12 +192,12 @@ class KeywordIndex:
         return self._rebuilds > before
 
     def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-            self._local = threading.local()
-            self._built = None
+        """Close this thread's connection; other threads' close as their threads end."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+        self._built = None
 
     # -- internals -----------------------------------------------------------------------
 
@@ -287,16 +289,11 @@ class KeywordIndex:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(
-                self.folder / "chunks.sqlite3",
-                timeout=30,
-                isolation_level=None,
-                check_same_thread=False,
+                self.folder / "chunks.sqlite3", timeout=30, isolation_level=None
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA busy_timeout=30000")
             self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
         return connection
 
     @contextmanager

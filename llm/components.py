@@ -5,6 +5,7 @@ from __future__ import annotations
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.index import DocumentIndex
+from llm.ledger import Caps, SpendLedger
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
 
 
@@ -38,3 +39,9 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         chroma_url=settings.chroma_url,
         owner=owner,
     )
+
+
+def build_ledger(settings: Settings) -> SpendLedger:
+    """The spending ledger shared by every session and process using this data dir."""
+    caps = Caps(settings.cap_daily_usd, settings.cap_weekly_usd, settings.cap_monthly_usd)
+    return SpendLedger(settings.data_dir / "ledger.sqlite3", caps)

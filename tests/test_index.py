@@ -41,12 +41,15 @@ def test_add_search_remove(index: DocumentIndex, good_pdfs: Path) -> None:
     assert [r.status for r in results] == ["added", "added"]
     assert results[1].pages == 4 and results[1].chunks > 4
     hits = index.search("the misfits, the rebels, the troublemakers", 3)
+    keyword_hits = index.keyword_search("misfits", 3)
+    assert [(h.source, h.page) for h in keyword_hits] == [("crazyones-pdfa.pdf", 1)]
     assert (hits[0].source, hits[0].page) == ("crazyones-pdfa.pdf", 1)
     assert hits[0].score > hits[-1].score
     version = index.version
     assert index.remove(results[0].doc_id)
     assert index.version == version + 1
     assert all(hit.source != "crazyones-pdfa.pdf" for hit in index.search("crazy ones", 10))
+    assert index.keyword_search("misfits rebels troublemakers", 10) == []
     assert results[0].doc_id not in chunk_doc_ids(index)
     assert [d.source for d in index.documents()] == ["pdflatex-4-pages.pdf"]
     assert len(list(index.files_dir.iterdir())) == 1
@@ -113,6 +116,10 @@ def test_reindex_switches_collection_and_counts(index: DocumentIndex, good_pdfs:
     assert result.version == after.version > before.version
     assert after.collection != before.collection and after.chunks == result.chunks > before.chunks
     assert after.config.chunk_size == 400
+    keyword_hits = index.keyword_search("misfits rebels", 5)
+    assert keyword_hits and keyword_hits[0].source == "crazyones-pdfa.pdf"
+    assert index._keyword.chunk_count() == after.chunks
+    assert [p.name for p in (index.data_dir / "keyword").iterdir()] == [after.collection]
     names = [c.name for c in index._client.list_collections()]
     assert names == [after.collection]
     assert sorted(chunk_doc_ids(index)) == sorted(

@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=512)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
     texts = synthetic_texts(pdf_sentences(GOOD_PDFS), args.texts, args.seed)
@@ -77,26 +78,33 @@ def main() -> None:
         ("(b) dynamic padding, input order", in_input_order(embedder, None)),
         ("(c) dynamic padding, length-sorted", embedder.embed_documents),
     ]
+    # Other processes may share the CPUs: rotate the modes each round and keep each one's best.
+    best = {name: (float("inf"), float("inf")) for name, _ in modes}
+    vectors = {}
+    for round_ in range(args.rounds):
+        for name, embed in modes[round_ % 3 :] + modes[: round_ % 3]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            vectors[name] = np.asarray(embed(texts))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+
     print(
         f"{len(texts)} texts, {min(words)}-{max(words)} words, {tokens} tokens "
-        f"(max {MAX_TOKENS}/text), batch {embedder.batch_size}, {embedder.intra_op_threads} threads"
+        f"(max {MAX_TOKENS}/text), batch {embedder.batch_size}, "
+        f"{embedder.intra_op_threads} threads, best of {args.rounds} rounds"
     )
-    print(f"{'mode':<38}{'seconds':>9}{'texts/s':>9}{'tokens/s':>10}{'vs (a)':>8}")
-    baseline_rate = 0.0
-    reference = None
-    for name, embed in modes:
-        started = time.perf_counter()
-        vectors = np.asarray(embed(texts))
-        seconds = time.perf_counter() - started
-        rate = len(texts) / seconds
-        baseline_rate = baseline_rate or rate
+    print(f"{'mode':<38}{'wall s':>8}{'texts/s':>9}{'tokens/s':>10}{'vs (a)':>8}{'CPU s':>8}")
+    base_wall = best[modes[0][0]][0]
+    reference = vectors[modes[0][0]]
+    for name, _ in modes:
+        wall, cpu = best[name]
         print(
-            f"{name:<38}{seconds:>9.2f}{rate:>9.1f}{tokens / seconds:>10.0f}"
-            f"{rate / baseline_rate:>7.2f}x"
+            f"{name:<38}{wall:>8.2f}{len(texts) / wall:>9.1f}{tokens / wall:>10.0f}"
+            f"{base_wall / wall:>7.2f}x{cpu:>8.2f}"
         )
-        reference = vectors if reference is None else reference
-        # Every mode must compute the same vectors, or the comparison means nothing.
-        print(f"{'':<4}max |difference| from (a): {np.abs(vectors - reference).max():.2e}")
+    # Every mode must compute the same vectors, or the comparison means nothing.
+    differences = [np.abs(vectors[name] - reference).max() for name, _ in modes[1:]]
+    print(f"max |difference| of (b), (c) from (a): {max(differences):.2e}")
 
 
 if __name__ == "__main__":
