@@ -321,10 +321,20 @@ with reindex_tab:
     with st.form("admin_reindex"):
         size_column, overlap_column = st.columns(2)
         chunk_size = size_column.number_input(
-            "Chunk size (characters)", 100, 8000, stats.config.chunk_size, step=50
+            "Chunk size (characters)",
+            100,
+            8000,
+            stats.config.chunk_size,
+            50,
+            key="admin_chunk_size",
         )
         chunk_overlap = overlap_column.number_input(
-            "Chunk overlap (characters)", 0, 2000, stats.config.chunk_overlap, step=10
+            "Chunk overlap (characters)",
+            0,
+            2000,
+            stats.config.chunk_overlap,
+            10,
+            key="admin_overlap",
         )
         provider, model = st.selectbox(
             "Embedding model",

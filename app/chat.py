@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from llm.answer import AnswerPipeline, Finished, Retrieved, Token
 
 from app import resources, ui
 from ingest.ownership import DataDirBusy
+from llm.answer import AnswerPipeline, Finished, Retrieved, Token
+from llm.search import make_search
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -99,7 +100,9 @@ if question:
         st.markdown(question)
     with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):
         choice = resources.chat_model(settings)
-        pipeline = AnswerPipeline(index.search, choice, settings.top_k, settings.max_answer_tokens)
+        pipeline = AnswerPipeline(
+            make_search(index), choice, settings.top_k, settings.max_answer_tokens
+        )
         history = history_pairs(st.session_state.messages)
         events = pipeline.stream(question, history)
         with st.spinner("Searching your documents…"):

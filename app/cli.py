@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
-from ingest.index import DocumentIndex, Progress, ReindexFailed, expand_paths
+from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
 from llm.answer import AnswerPipeline, AnswerResult, Finished, Source, Token
@@ -26,10 +26,10 @@ from llm.chat_models import build_chat_model
 from llm.components import build_index, index_config
 from llm.evaluation import REPORTED_RECALLS, EvalReport, evaluate, load_questions
 from llm.local_model import LocalModelMissing
+from llm.search import make_search
 from llm.settings import Settings, load_settings
 
 # The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.
-CATALOG_FILE = "docqa.sqlite3"
 EXIT_FAILED = 1
 EXIT_BUSY = 2
 
@@ -172,7 +172,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     with _opened_index(settings) as index:
         _require_documents(index)
-        hits = index.search(args.query, settings.top_k)
+        hits = make_search(index)(args.query, settings.top_k)
     if args.json:
         _print_json([hit.to_json() for hit in hits], indent=2)
         return 0
@@ -189,7 +189,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             choice = build_chat_model(settings)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        pipeline = AnswerPipeline(index.search, choice, settings.top_k, settings.max_answer_tokens)
+        pipeline = AnswerPipeline(
+            make_search(index), choice, settings.top_k, settings.max_answer_tokens
+        )
         finished = None
         for event in pipeline.stream(args.question, []):
             if isinstance(event, Token) and not args.json:

@@ -27,6 +27,7 @@ from ingest.ownership import DataDirLock
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
 
 COLLECTION_PREFIX = "docqa_g"
+CATALOG_FILE = "docqa.sqlite3"
 
 EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
 ProgressCallback = Callable[["Progress"], None]
@@ -97,7 +98,7 @@ class DocumentIndex:
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
         self._write_guard = threading.RLock()
         self._embeddings_factory = embeddings_factory
-        self._catalog = Catalog(data_dir / "docqa.sqlite3")
+        self._catalog = Catalog(data_dir / CATALOG_FILE)
         self._client = _open_chroma(data_dir / "chroma", chroma_url)
         state = self._catalog.state() or self._catalog.initialise_state(
             f"{COLLECTION_PREFIX}1", default_config, _now()

@@ -15,7 +15,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_conf
 
 from ingest.records import SearchHit
 from llm.chat_models import ChatModelChoice
-from llm.extractive import extractive_answer
+from llm.extractive import extractive_answer, terms
 from llm.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
@@ -209,6 +209,23 @@ def _clean_standalone(text: str) -> str:
     return _CONDENSE_LABEL.sub("", lines[0]).strip().strip("\"'“”").strip()
 
 
+def plausible_rewrite(rewrite: str, question: str, history: Sequence[tuple[str, str]]) -> bool:
+    """Whether a condensed question looks like a rewrite of `question` and not something else.
+
+    Guards against a small model's habits: echoing the previous question, copying the prompt's
+    worked example, or answering instead of rewriting.
+    """
+    new = set(terms(rewrite))
+    asked = set(terms(question))
+    known = asked | set(terms(format_conversation(history)))
+    return (
+        bool(new)
+        and (not asked or bool(new & asked))
+        and len(new - known) <= 1
+        and rewrite.casefold() != history[-1][0].strip().casefold()
+    )
+
+
 def _joined_question(question: str, history: Sequence[tuple[str, str]]) -> str:
     # Without a model to rewrite the follow-up, search with the previous question too: it usually
     # names the topic that "it"/"that"/"and the price?" refer to.
@@ -375,7 +392,10 @@ class AnswerPipeline:
                 self.choice.count_tokens(text),
             ),
         )
-        return _clean_standalone(text) or _joined_question(question, history)
+        standalone = _clean_standalone(text)
+        if plausible_rewrite(standalone, question, history):
+            return standalone
+        return _joined_question(question, history)
 
     def _fit(
         self, hits: list[SearchHit], question: str, history: list[BaseMessage]

@@ -99,6 +99,9 @@ class LlamaCppChatModel(BaseChatModel):
     n_threads: int = LOCAL_N_THREADS
     temperature: float = 0.1
     max_tokens: int = 512
+    # Having read <context>/<question>, SmolLM2 sometimes opens a tag of its own on a new line and
+    # then repeats its answer until max_tokens; a line that starts with a tag is never the answer.
+    stop: list[str] = Field(default_factory=lambda: ["\n<"])
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
@@ -162,7 +165,7 @@ class LlamaCppChatModel(BaseChatModel):
         return {
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
-            "stop": stop or [],
+            "stop": [*self.stop, *(stop or [])],
         }
 
     def _generate(

@@ -25,18 +25,31 @@ ANSWER_PROMPT = ChatPromptTemplate.from_messages(
     ]
 )
 
-# The conversation goes in as plain text rather than as chat turns: a tiny model given chat turns
-# tends to carry on the conversation instead of rewriting the question.
+# The conversation goes in as text, not chat turns (a tiny model would carry on chatting), and two
+# worked examples: without them SmolLM2 tends to answer or ramble instead of rewriting.
 CONDENSE_PROMPT = ChatPromptTemplate.from_messages(
     [
         (
             "system",
-            "Rewrite the follow-up question so it can be understood without the conversation. "
-            "Output only the rewritten question.",
+            "Rewrite the last question so it makes sense on its own. Output only the question.",
         ),
-        ("human", "Conversation:\n{conversation}\n\nFollow-up question: {question}"),
+        (
+            "human",
+            "User: Tell me about the Acme 5 phone.\nAssistant: It has a 6-inch screen.\n"
+            "Last question: How heavy is it?",
+        ),
+        ("ai", "How heavy is the Acme 5 phone?"),
+        (
+            "human",
+            "User: What does the lease say about pets?\nAssistant: Cats are allowed [1].\n"
+            "Last question: And dogs?",
+        ),
+        ("ai", "What does the lease say about dogs?"),
+        ("human", "{conversation}\nLast question: {question}"),
     ]
 )
+# Enough of an earlier answer to know what it was about; the rest only costs prompt time.
+CONVERSATION_ANSWER_CHARS = 300
 
 
 def format_source(number: int, hit: SearchHit) -> str:
@@ -50,5 +63,11 @@ def format_context(hits: Sequence[SearchHit]) -> str:
 
 
 def format_conversation(history: Sequence[tuple[str, str]]) -> str:
-    """(user, assistant) turns as `User: ...` / `Assistant: ...` lines for the condense prompt."""
-    return "\n".join(f"User: {user}\nAssistant: {assistant}" for user, assistant in history)
+    """(user, assistant) turns as `User:` / `Assistant:` lines, long answers cut short."""
+    lines = []
+    for user, assistant in history:
+        answer = " ".join(assistant.split())
+        if len(answer) > CONVERSATION_ANSWER_CHARS:
+            answer = answer[:CONVERSATION_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
+        lines.append(f"User: {user}\nAssistant: {answer}")
+    return "\n".join(lines)

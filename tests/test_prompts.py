@@ -1,0 +1,65 @@
+"""The prompts render what the model is meant to see: numbered sources, tags, history, the question."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage
+
+from ingest.records import SearchHit
+from llm.prompts import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    CONVERSATION_ANSWER_CHARS,
+    format_context,
+    format_conversation,
+)
+
+HITS = [
+    SearchHit("d1", "manual.pdf", 3, 7, 0.82, "  The pump runs at 40 litres a minute.\n"),
+    SearchHit("d2", "notes.txt", 1, 0, 0.51, "Filters are changed every {month}."),
+]
+
+
+def test_context_numbers_sources_in_order_with_file_and_page():
+    assert format_context(HITS) == (
+        "[1] (manual.pdf, page 3)\nThe pump runs at 40 litres a minute.\n\n"
+        "[2] (notes.txt, page 1)\nFilters are changed every {month}."
+    )
+    assert format_context([]) == ""
+
+
+def test_answer_prompt_wraps_context_and_question_in_tags():
+    messages = ANSWER_PROMPT.format_messages(context=format_context(HITS), question="How fast?")
+    assert [m.type for m in messages] == ["system", "human"]
+    system, human = (m.text for m in messages)
+    assert "only" in system and "[1]" in system and "say so plainly" in system
+    assert human.startswith("<context>\n[1] (manual.pdf, page 3)\n")
+    assert human.endswith("</context>\n\n<question>How fast?</question>")
+    # Braces in document text are data, not template variables.
+    assert "every {month}." in human
+
+
+def test_answer_prompt_puts_history_between_system_and_question():
+    history = [HumanMessage("What pump is it?"), AIMessage("The P-40 [1].")]
+    messages = ANSWER_PROMPT.format_messages(context="[1] x", question="How fast?", history=history)
+    assert [m.type for m in messages] == ["system", "human", "ai", "human"]
+    assert messages[2].text == "The P-40 [1]."
+    assert ANSWER_PROMPT.input_variables == ["context", "question"]
+
+
+def test_condense_prompt_ends_with_the_conversation_and_the_follow_up():
+    conversation = format_conversation([("What pump is it?", "The P-40 [1].")])
+    messages = CONDENSE_PROMPT.format_messages(conversation=conversation, question="How fast?")
+    assert messages[0].type == "system" and "Output only the question" in messages[0].text
+    assert messages[-1].text == (
+        "User: What pump is it?\nAssistant: The P-40 [1].\nLast question: How fast?"
+    )
+    assert sorted(CONDENSE_PROMPT.input_variables) == ["conversation", "question"]
+
+
+def test_conversation_cuts_long_answers_short():
+    long_answer = "word " * 200
+    text = format_conversation([("Q1?", "A1."), ("Q2?", long_answer)])
+    first, second = text.split("\nUser: ")
+    assert first == "User: Q1?\nAssistant: A1."
+    answer = second.split("Assistant: ")[1]
+    assert answer.endswith(" …") and len(answer) <= CONVERSATION_ANSWER_CHARS + 2
