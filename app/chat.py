@@ -6,10 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import resources, ui
+from app import answering, resources, ui
 from ingest.ownership import DataDirBusy
-from llm.answer import AnswerPipeline, Finished, Retrieved, Token
-from llm.search import make_search
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -82,7 +80,7 @@ if index.is_empty:
         icon="👋",
     )
     if st.button("Load the sample documents", type="primary", icon=":material/library_add:"):
-        samples = sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix in {".pdf", ".txt", ".md"})
+        samples = sorted(SAMPLES_DIR.glob("*.pdf"))
         st.session_state.upload_report = ui.ingest_with_progress(
             index, [(path.name, path.read_bytes()) for path in samples]
         )
@@ -91,32 +89,20 @@ if index.is_empty:
 for message in st.session_state.messages:
     avatar = ui.USER_AVATAR if message["role"] == "user" else ui.ASSISTANT_AVATAR
     with st.chat_message(message["role"], avatar=avatar):
-        st.markdown(message["content"])
-        ui.source_list(message.get("sources", []))
+        if message["role"] == "assistant":
+            answering.render_answer(message)
+        else:
+            st.markdown(message["content"])
 
 question = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
 if question:
     with st.chat_message("user", avatar=ui.USER_AVATAR):
         st.markdown(question)
     with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):
-        choice = resources.chat_model(settings)
-        pipeline = AnswerPipeline(
-            make_search(index), choice, settings.top_k, settings.max_answer_tokens
+        reply = answering.respond(
+            question, history_pairs(st.session_state.messages), settings, index
         )
-        history = history_pairs(st.session_state.messages)
-        events = pipeline.stream(question, history)
-        with st.spinner("Searching your documents…"):
-            retrieved = next(events)
-        assert isinstance(retrieved, Retrieved)
-        rest: list = []
-        answer = st.write_stream(ui.text_only(events, Token, rest))
-        finished = next(event for event in rest if isinstance(event, Finished))
-        sources = [source.__dict__ for source in finished.result.sources]
-        ui.source_list(sources)
-        st.caption(f"{finished.result.provider} · {finished.result.model}")
-    st.session_state.last_prompt = finished.result.prompt_messages
-    st.session_state.messages += [
-        {"role": "user", "content": question},
-        {"role": "assistant", "content": finished.result.answer, "sources": sources},
-    ]
-    st.rerun()
+    if reply is not None:
+        st.session_state.last_prompt = reply.get("prompt")
+        st.session_state.messages += [{"role": "user", "content": question}, reply]
+        st.rerun()

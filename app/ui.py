@@ -24,11 +24,9 @@ PROVIDER_LABELS = {
 def model_controls(base: Settings) -> Settings:
     """Sidebar controls for provider, model, temperature, top-k; returns this session's settings."""
     providers = available_providers(base)
-    default = base.llm_provider if base.llm_provider in providers else providers[0]
     provider = st.selectbox(
         "Answer with",
         providers,
-        index=providers.index(default),
         format_func=PROVIDER_LABELS.get,
         key="llm_provider",
     )
@@ -68,6 +66,11 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
                 f"· relevance {source['score']:.2f}"
             )
             st.caption(_snippet(source["text"]))
+
+
+def answer_caption(provider: str, model: str, cached: bool) -> str:
+    label = PROVIDER_LABELS.get(provider, provider).split(" (")[0]
+    return f"{label} · {model}" + (" · cached answer" if cached else "")
 
 
 def _snippet(text: str, limit: int = 400) -> str:

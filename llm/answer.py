@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.records import SearchHit
 from llm.chat_models import ChatModelChoice
-from llm.extractive import extractive_answer, terms
+from llm.extractive import NO_ANSWER, extractive_answer, terms
+from llm.local_model import message_dicts
 from llm.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
@@ -44,7 +46,6 @@ NO_ROOM_ANSWER = (
 )
 EMPTY_ANSWER = "The model returned an empty answer; try rephrasing the question."
 
-_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 _CONDENSE_LABEL = re.compile(r"^(standalone|rewritten|follow-up)?\s*question\s*:\s*", re.I)
 
 
@@ -145,10 +146,6 @@ class _Clock:
         total = self.elapsed()
         first = total if self.first_token_s is None else self.first_token_s
         return {"retrieval_s": self.retrieval_s, "first_token_s": first, "total_s": total}
-
-
-def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    return [{"role": _ROLES.get(m.type, m.type), "content": str(m.text)} for m in messages]
 
 
 def history_messages(history: Sequence[tuple[str, str]]) -> list[BaseMessage]:
@@ -256,11 +253,17 @@ class AnswerPipeline:
         history: Sequence[tuple[str, str]] = (),
         config: RunnableConfig | None = None,
     ) -> AnswerResult:
-        """The whole answer at once (drains `stream`)."""
-        for event in self.stream(question, history, config):
-            if isinstance(event, Finished):
-                return event.result
-        raise RuntimeError("the answer stream ended without a result")
+        """The whole answer at once.
+
+        The stream is drained to its end, not left at Finished: an abandoned stream closes the
+        root run with GeneratorExit, which tracing records as an error.
+        """
+        results = [
+            e.result for e in self.stream(question, history, config) if isinstance(e, Finished)
+        ]
+        if not results:
+            raise RuntimeError("the answer stream ended without a result")
+        return results[0]
 
     def stream(
         self,
@@ -270,7 +273,8 @@ class AnswerPipeline:
     ) -> Iterator[AnswerEvent]:
         """Retrieved, then Token events as the answer is written, then Finished.
 
-        `history` is (user, assistant) turns, oldest first; only the last few are used.
+        `history` is (user, assistant) turns, oldest first; only the last few are used. Iterate to
+        the end so the root run closes normally.
         """
         config = ensure_config(config)
         run_id = config.get("run_id") or uuid.uuid4()
@@ -313,12 +317,13 @@ class AnswerPipeline:
         messages = prompt_value.to_messages() if prompt_value else []
         yield Retrieved(sources, standalone, message_dicts(messages))
 
+        chat_model = self.choice.chat_model
         if not hits:
             tokens: Iterator[str] = iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
-        elif prompt_value is None:
-            tokens = self._extractive_tokens(standalone, hits, config)
+        elif chat_model is None or prompt_value is None:
+            tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
-            tokens = self._model_tokens(prompt_value, config, usage)
+            tokens = self._model_tokens(chat_model, prompt_value, config, usage)
         parts: list[str] = []
         for text in tokens:
             clock.token()
@@ -340,18 +345,26 @@ class AnswerPipeline:
         yield Finished(result)
 
     def _extractive_tokens(
-        self, standalone: str, hits: list[SearchHit], config: RunnableConfig
+        self, question: str, standalone: str, hits: list[SearchHit], config: RunnableConfig
     ) -> Iterator[str]:
-        # Scored against the standalone question: for a follow-up it carries the earlier topic.
-        extract = RunnableLambda(lambda q: extractive_answer(q, hits), name="extractive_answer")
-        yield from _words(extract.invoke(standalone, config))
+        def extract(question: str) -> str:
+            # Sentences are scored against the follow-up itself ("and the brakes?"): the joined
+            # standalone question would favour the earlier topic, which already chose the hits.
+            answer = extractive_answer(question, hits)
+            return extractive_answer(standalone, hits) if answer == NO_ANSWER else answer
+
+        runnable = RunnableLambda(extract, name="extractive_answer")
+        yield from _words(runnable.invoke(question, config))
 
     def _model_tokens(
-        self, prompt_value: PromptValue, config: RunnableConfig, usage: _Usage
+        self,
+        chat_model: BaseChatModel,
+        prompt_value: PromptValue,
+        config: RunnableConfig,
+        usage: _Usage,
     ) -> Iterator[str]:
-        assert self.choice.chat_model is not None
         aggregate = None
-        for chunk in self.choice.chat_model.stream(prompt_value, config):
+        for chunk in chat_model.stream(prompt_value, config):
             aggregate = chunk if aggregate is None else aggregate + chunk
             if text := str(chunk.text):
                 yield text

@@ -90,3 +90,18 @@ def build_chat_model(settings: Settings) -> ChatModelChoice:
         )
         return ChatModelChoice(provider, LOCAL_CHAT_MODEL, chat_model, window)
     return ChatModelChoice(provider, EXTRACTIVE_MODEL, None, settings.context_window)
+
+
+def extractive_choice() -> ChatModelChoice:
+    """No model at all: answers quote the best sentences of the retrieved passages."""
+    return ChatModelChoice("extractive", EXTRACTIVE_MODEL, None, 0)
+
+
+def available_providers(settings: Settings) -> list[str]:
+    """Providers that can answer here, the configured default first."""
+    available = ["openai"] if settings.openai_configured else []
+    if local_model_available():
+        available.append("local")
+    available.append("extractive")
+    preferred = resolve_provider(settings)
+    return sorted(available, key=lambda provider: provider != preferred)

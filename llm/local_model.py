@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,8 @@ def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
     return _Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
 
 
-def _to_llama_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as OpenAI-style role/content dicts, the form chat templates take."""
     return [{"role": _ROLES.get(m.type, "user"), "content": str(m.text)} for m in messages]
 
 
@@ -157,7 +158,7 @@ class LlamaCppChatModel(BaseChatModel):
     def count_prompt_tokens(self, messages: list[BaseMessage]) -> int:
         """Tokens of the messages after the chat template, counted as llama.cpp will feed them."""
         llama = self._load()
-        rendered = self._formatter(messages=_to_llama_messages(messages))
+        rendered = self._formatter(messages=message_dicts(messages))
         prompt = rendered.prompt.encode("utf-8")
         return len(llama.tokenize(prompt, add_bos=not rendered.added_special, special=True))
 
@@ -178,7 +179,7 @@ class LlamaCppChatModel(BaseChatModel):
         llama = self._load()
         with self._run_lock:
             response = llama.create_chat_completion(
-                messages=_to_llama_messages(messages), **self._options(stop, kwargs)
+                messages=message_dicts(messages), **self._options(stop, kwargs)
             )
         choice = response["choices"][0]
         usage = response["usage"]
@@ -211,7 +212,7 @@ class LlamaCppChatModel(BaseChatModel):
         # the shared context.
         with self._run_lock:
             for event in llama.create_chat_completion(
-                messages=_to_llama_messages(messages), stream=True, **self._options(stop, kwargs)
+                messages=message_dicts(messages), stream=True, **self._options(stop, kwargs)
             ):
                 choice = event["choices"][0]
                 finish_reason = choice.get("finish_reason") or finish_reason

@@ -177,3 +177,18 @@ def test_reindex_from_the_page_then_a_broken_file_is_reported(
     # (Read through the catalog: this second instance's own collection handle is stale now.)
     latest = index.stats()
     assert latest.version == after.version and latest.config.chunk_size == 400
+
+
+def test_upload_adds_files_and_names_the_bad_ones(
+    app_env: Path, good_pdfs: Path, bad_pdfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_ADMIN_PASSWORD", PASSWORD)
+    at = log_in(admin_page(), PASSWORD)
+    assert "No documents indexed yet" in at.info[0].value
+    files = [good_pdfs / "crazyones-pdfa.pdf", bad_pdfs / "encrypted-password.pdf"]
+    at.file_uploader[0].set_value([(f.name, f.read_bytes(), "application/pdf") for f in files])
+    at.run()
+    assert not at.exception, at.exception
+    assert list(at.dataframe[0].value["Name"]) == ["crazyones-pdfa.pdf"]
+    assert "encrypted-password.pdf" in at.error[0].value and "encrypted" in at.error[0].value
+    assert {m.label: m.value for m in at.metric}["Documents"] == "1"

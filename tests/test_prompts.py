@@ -1,4 +1,4 @@
-"""The prompts render what the model is meant to see: numbered sources, tags, history, the question."""
+"""The prompts render what the model should see: numbered sources, tags, history, question."""
 
 from __future__ import annotations
 

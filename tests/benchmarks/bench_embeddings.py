@@ -20,26 +20,28 @@ from ingest.embeddings import MAX_TOKENS, MiniLMEmbeddings
 GOOD_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "pdfs" / "good"
 
 
-def pdf_sentences(folder: Path) -> list[str]:
-    """Sentences of 3 to 60 words from every PDF in `folder`, in a stable order."""
-    sentences: list[str] = []
+def pdf_sentences(folder: Path) -> list[list[str]]:
+    """Per PDF in `folder` with at least 10 of them, its sentences of 3 to 60 words."""
+    documents = []
     for path in sorted(folder.glob("*.pdf")):
         text = " ".join(page.extract_text() or "" for page in PdfReader(path).pages)
-        for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
-            if 3 <= len(sentence.split()) <= 60:
-                sentences.append(sentence)
-    return sentences
+        sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+        kept = [s for s in sentences if 3 <= len(s.split()) <= 60]
+        if len(kept) >= 10:
+            documents.append(kept)
+    return documents
 
 
-def synthetic_texts(sentences: list[str], count: int, seed: int) -> list[str]:
-    """`count` texts of 20 to 160 words, each made of randomly drawn real sentences."""
+def synthetic_texts(documents: list[list[str]], count: int, seed: int) -> list[str]:
+    """`count` texts of 20 to 160 words, each made of real sentences drawn at random."""
     rng = random.Random(seed)
     texts = []
     for _ in range(count):
         target = rng.randint(20, 160)
         words: list[str] = []
         while len(words) < target:
-            words.extend(rng.choice(sentences).split())
+            # Document first: the 117-page German notes would otherwise fill nearly every text.
+            words.extend(rng.choice(rng.choice(documents)).split())
         texts.append(" ".join(words[:target]))
     return texts
 

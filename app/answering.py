@@ -1,0 +1,157 @@
+"""One question on the chat page: cache, rate limit, spending cap, streamed answer, ledger."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import streamlit as st
+
+from app import resources, ui
+from ingest.index import DocumentIndex
+from ingest.records import SearchHit
+from llm.answer import AnswerPipeline, AnswerResult, Finished, Retrieved, Token
+from llm.answer_keys import answer_cache_key
+from llm.chat_models import ChatModelChoice, extractive_choice
+from llm.ledger import FREE_PROVIDERS
+from llm.ratelimit import TokenBucket
+from llm.search import make_search
+from llm.settings import Settings
+
+
+@functools.cache
+def _answer_slots(ttl_seconds: int) -> Callable[[str], dict[str, Any]]:
+    # cache_resource rather than cache_data: the answer is produced while it streams, so the cache
+    # hands out a mutable slot per key that is filled once the stream ends.
+    @st.cache_resource(ttl=ttl_seconds, max_entries=2000, show_spinner=False)
+    def answer_slot(key: str) -> dict[str, Any]:
+        return {}
+
+    return answer_slot
+
+
+@st.cache_data(ttl=3600, max_entries=2000, show_spinner=False)
+def _cached_search(
+    query: str, k: int, index_version: int, index_key: str, _index: DocumentIndex
+) -> list[SearchHit]:
+    return make_search(_index)(query, k)
+
+
+def cached_search(index: DocumentIndex) -> Callable[[str, int], list[SearchHit]]:
+    """Hybrid search whose results are cached per query, k and index version."""
+    key = str(index.data_dir.resolve())
+    return lambda query, k: _cached_search(query, k, index.version, key, index)
+
+
+def rate_limit_check(settings: Settings) -> float | None:
+    """Take one question from this session's bucket; the seconds to wait when it is empty."""
+    bucket = TokenBucket(settings.rate_limit_capacity, settings.rate_limit_per_minute)
+    state = st.session_state.setdefault("rate_bucket", bucket.new_state())
+    decision = bucket.try_take(state)
+    return None if decision.allowed else decision.retry_after_s
+
+
+def capped_choice(settings: Settings, choice: ChatModelChoice) -> ChatModelChoice:
+    """The chat model, or extractive answers with a notice when a spending cap is reached."""
+    if choice.provider in FREE_PROVIDERS:
+        return choice
+    status = resources.ledger(settings).check()
+    if not status.exceeded:
+        return choice
+    st.info(
+        f"The {status.which} spending cap (${status.limit:.2f}) is reached, so until "
+        f"{status.resets_at:%Y-%m-%d %H:%M} UTC answers quote your documents without a model. "
+        "An admin can raise the cap on the Admin page.",
+        icon="💰",
+    )
+    return extractive_choice()
+
+
+def respond(
+    question: str, history: list[tuple[str, str]], settings: Settings, index: DocumentIndex
+) -> dict[str, Any] | None:
+    """Answer inside the assistant's chat message; returns the message to keep, or None."""
+    choice = resources.chat_model(settings)
+    slot: dict[str, Any] = {}
+    if not history:
+        key = answer_cache_key(
+            question,
+            index.version,
+            choice.provider,
+            choice.model,
+            settings.temperature,
+            settings.top_k,
+        )
+        slot = _answer_slots(settings.cache_ttl_seconds)(key)
+        if "message" in slot:
+            cached = {**slot["message"], "cached": True}
+            render_answer(cached)
+            return cached
+    if (wait := rate_limit_check(settings)) is not None:
+        st.warning(
+            f"You are asking faster than {settings.rate_limit_per_minute:g} questions a minute. "
+            f"Please wait {wait:.0f} seconds, then ask again.",
+            icon="⏳",
+        )
+        return None
+    choice = capped_choice(settings, choice)
+    pipeline = AnswerPipeline(
+        cached_search(index), choice, settings.top_k, settings.max_answer_tokens
+    )
+    result = stream_answer(pipeline, question, history)
+    price = settings.price_per_million(result.model)
+    resources.ledger(settings).record(
+        result.provider,
+        result.model,
+        result.usage["input_tokens"],
+        result.usage["output_tokens"],
+        price,
+        result.usage.get("estimated", False),
+    )
+    message = assistant_message(result)
+    if not history:
+        slot["message"] = message
+    return message
+
+
+def stream_answer(
+    pipeline: AnswerPipeline, question: str, history: list[tuple[str, str]]
+) -> AnswerResult:
+    """Stream the answer with st.write_stream, then show its sources."""
+    events = pipeline.stream(question, history)
+    with st.spinner("Searching your documents…"):
+        first = next(events)
+    assert isinstance(first, Retrieved)
+    rest: list[Any] = []
+    st.write_stream(ui.text_only(events, Token, rest))
+    result = next(event.result for event in rest if isinstance(event, Finished))
+    sources = [asdict(source) for source in result.sources]
+    ui.source_list(sources)
+    st.caption(ui.answer_caption(result.provider, result.model, cached=False))
+    return result
+
+
+def assistant_message(result: AnswerResult) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": result.answer,
+        "sources": [asdict(source) for source in result.sources],
+        "provider": result.provider,
+        "model": result.model,
+        "prompt": result.prompt_messages,
+        "run_id": result.run_id,
+    }
+
+
+def render_answer(message: dict[str, Any]) -> None:
+    """A kept answer: text, sources and the caption (marked when it came from the cache)."""
+    st.markdown(message["content"])
+    ui.source_list(message.get("sources", []))
+    if "provider" in message:
+        st.caption(
+            ui.answer_caption(
+                message["provider"], message["model"], cached=message.get("cached", False)
+            )
+        )

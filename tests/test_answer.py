@@ -1,0 +1,272 @@
+"""The answering pipeline end to end: real local model, extractive answers, and window budgeting.
+
+The search function is a small keyword search over fixed passages: a real input standing in for the
+index (which has its own tests), so these tests need no embedder or Chroma.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from langchain_core.messages import convert_to_messages
+from langchain_core.tracers.context import collect_runs
+
+from ingest.records import SearchHit
+from llm.answer import (
+    NO_HITS_ANSWER,
+    AnswerPipeline,
+    Finished,
+    Retrieved,
+    Token,
+    fit_hits,
+    plausible_rewrite,
+)
+from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.extractive import NO_ANSWER, extractive_answer
+from llm.prompts import format_source
+from llm.settings import load_settings
+
+PASSAGES = [
+    SearchHit(
+        "bike",
+        "handbook.pdf",
+        5,
+        9,
+        0.0,
+        "The warranty for the Zephyr X2 frame lasts five years. "
+        "Wheels and brakes are covered for two years.",
+    ),
+    SearchHit(
+        "bike",
+        "handbook.pdf",
+        3,
+        4,
+        0.0,
+        "The Zephyr X2 bicycle has a carbon frame and weighs 7.9 kilograms. "
+        "It costs 2,400 euros in shops.",
+    ),
+    SearchHit(
+        "garden",
+        "garden.txt",
+        1,
+        0,
+        0.0,
+        "Tomatoes need six hours of sun a day. Water them in the morning, never at noon.",
+    ),
+    SearchHit(
+        "bike",
+        "handbook.pdf",
+        8,
+        15,
+        0.0,
+        "Service the Zephyr X2 every 3,000 kilometres. The frame needs no maintenance.",
+    ),
+]
+ANSWER_TOKENS = 48
+
+
+def search(query: str, k: int) -> list[SearchHit]:
+    """Passages sharing a word (of 3+ letters) with the query, most shared words first."""
+    wanted = {w for w in re.findall(r"[a-z0-9]+", query.lower()) if len(w) > 2}
+    scored = []
+    for position, hit in enumerate(PASSAGES):
+        shared = len(wanted & set(re.findall(r"[a-z0-9]+", hit.text.lower())))
+        if shared:
+            scored.append((-shared, position, hit))
+    scored.sort(key=lambda item: item[:2])
+    return [
+        SearchHit(h.doc_id, h.source, h.page, h.chunk_index, -score, h.text)
+        for score, _, h in scored[:k]
+    ]
+
+
+def search_nothing(query: str, k: int) -> list[SearchHit]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def local_choice(tmp_path_factory: pytest.TempPathFactory) -> ChatModelChoice:
+    settings = load_settings(
+        llm_provider="local",
+        temperature=0.0,
+        max_answer_tokens=ANSWER_TOKENS,
+        secrets_file=tmp_path_factory.mktemp("cfg") / "absent.toml",
+    )
+    return build_chat_model(settings)
+
+
+def extractive_choice(window: int = 0) -> ChatModelChoice:
+    return ChatModelChoice("extractive", "extractive", None, window)
+
+
+def runs_named(root, name: str) -> list:
+    found = [root] if root.name == name else []
+    for child in root.child_runs:
+        found += runs_named(child, name)
+    return found
+
+
+@pytest.mark.slow
+def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
+    pipeline = AnswerPipeline(search, local_choice, top_k=3, max_answer_tokens=ANSWER_TOKENS)
+    question = "How long is the warranty on the Zephyr X2 frame?"
+    events = list(pipeline.stream(question))
+
+    retrieved, *tokens, finished = events
+    assert isinstance(retrieved, Retrieved) and isinstance(finished, Finished)
+    assert all(isinstance(t, Token) for t in tokens) and len(tokens) >= 3
+    result = finished.result
+    assert result.answer == "".join(t.text for t in tokens)
+    assert "five" in result.answer.lower()
+
+    expected = search(question, 3)
+    assert [s.number for s in result.sources] == [1, 2, 3]
+    assert [(s.doc_id, s.chunk_index, s.score) for s in result.sources] == [
+        (h.doc_id, h.chunk_index, h.score) for h in expected
+    ]
+    assert retrieved.sources == result.sources
+
+    assert result.usage["input_tokens"] > 100 and result.usage["output_tokens"] > 0
+    assert result.usage["estimated"] is False
+    assert result.usage["total_tokens"] == (
+        result.usage["input_tokens"] + result.usage["output_tokens"]
+    )
+
+    roles = [m["role"] for m in result.prompt_messages]
+    assert roles == ["system", "user"] and retrieved.prompt_messages == result.prompt_messages
+    sent = result.prompt_messages[-1]["content"]
+    assert "<context>\n[1] (handbook.pdf, page 5)\nThe warranty" in sent
+    assert f"<question>{question}</question>" in sent
+
+    timings = result.timings
+    assert 0 <= timings["retrieval_s"] <= timings["first_token_s"] <= timings["total_s"]
+    assert (result.provider, result.standalone_question) == ("local", question)
+
+
+@pytest.mark.slow
+def test_follow_up_is_condensed_by_the_model_under_one_root_run(local_choice):
+    pipeline = AnswerPipeline(search, local_choice, top_k=2, max_answer_tokens=ANSWER_TOKENS)
+    history = [("Tell me about the Zephyr X2 bicycle.", "It has a carbon frame [1].")]
+    with collect_runs() as runs:
+        result = pipeline.answer("What does it cost?", history)
+
+    assert result.standalone_question != "What does it cost?"
+    assert "zephyr" in result.standalone_question.lower()
+
+    (root,) = [run for run in runs.traced_runs if run.parent_run_id is None]
+    assert root.name == "docqa_answer" and str(root.id) == result.run_id
+    assert root.error is None and root.outputs["output"].result == result
+    (condense,) = runs_named(root, "condense_question")
+    assert [run.run_type for run in condense.child_runs] == ["prompt", "llm"]
+    steps = [(run.name, run.run_type) for run in root.child_runs]
+    assert [step[1] for step in steps] == ["chain", "retriever", "prompt", "llm"]
+    assert steps[-1][0] == "LlamaCppChatModel"
+    # Usage counts both model calls: the answer prompt alone is smaller than the reported input.
+    answer_prompt = sum(local_choice.count_tokens(m["content"]) for m in result.prompt_messages)
+    assert result.usage["input_tokens"] > answer_prompt + 50
+
+
+def test_prompt_fits_the_local_window_exactly(local_choice):
+    # The prompt shell is 88 tokens and the sources 40, 47, 38 and 35: 280 leaves room for two.
+    window, answer_tokens = 280, 64
+    choice = ChatModelChoice("local", local_choice.model, local_choice.chat_model, window)
+    pipeline = AnswerPipeline(search, choice, top_k=4, max_answer_tokens=answer_tokens)
+    stream = pipeline.stream("Zephyr X2 frame warranty weighs service tomatoes")
+    retrieved = next(stream)
+    stream.close()  # stop before generating: only the prompt is under test
+    messages = convert_to_messages([(m["role"], m["content"]) for m in retrieved.prompt_messages])
+    prompt_tokens = local_choice.chat_model.count_prompt_tokens(messages)
+    assert len(retrieved.sources) == 2
+    assert prompt_tokens + answer_tokens <= window
+
+
+def test_no_hits_answers_plainly_without_calling_the_model(local_choice):
+    pipeline = AnswerPipeline(search_nothing, local_choice, top_k=3, max_answer_tokens=64)
+    with collect_runs() as runs:
+        events = list(pipeline.stream("What is the warranty?"))
+    assert isinstance(events[0], Retrieved) and events[0].sources == []
+    result = events[-1].result
+    assert result.answer == NO_HITS_ANSWER and result.prompt_messages == []
+    assert result.usage == {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "estimated": False,
+    }
+    assert not [run for run in runs.traced_runs if run.run_type == "llm"]
+
+
+def test_extractive_pipeline_quotes_the_matching_sentence_with_its_number():
+    pipeline = AnswerPipeline(search, extractive_choice(), top_k=3, max_answer_tokens=64)
+    events = list(pipeline.stream("How much does the Zephyr X2 bicycle weigh?"))
+    tokens = [e.text for e in events if isinstance(e, Token)]
+    result = events[-1].result
+    assert len(tokens) > 5 and "".join(tokens) == result.answer
+    assert result.sources[0].chunk_index == 4  # the weight passage is ranked first
+    first_quote = result.answer.split("\n- ")[1]
+    assert first_quote.startswith("“The Zephyr X2 bicycle has a carbon frame and weighs 7.9")
+    assert first_quote.endswith("[1]")
+    assert result.prompt_messages == [] and result.usage["total_tokens"] == 0
+
+
+def test_extractive_follow_up_searches_with_the_previous_question():
+    pipeline = AnswerPipeline(search, extractive_choice(), top_k=3, max_answer_tokens=64)
+    history = [(f"Old question {n}?", f"Old answer {n}.") for n in range(5)]
+    history.append(("What is the warranty on the Zephyr X2 frame?", "Five years [1]."))
+    with collect_runs() as runs:
+        result = pipeline.answer("And for the brakes?", history)
+    assert result.standalone_question == (
+        "What is the warranty on the Zephyr X2 frame? And for the brakes?"
+    )
+    assert "“Wheels and brakes are covered for two years.” [1]" in result.answer
+    (root,) = [run for run in runs.traced_runs if run.parent_run_id is None]
+    assert len(root.inputs["history"]) == 3  # only the last few turns are kept
+
+
+def test_extractive_answer_orders_by_relevance_and_keeps_source_numbers():
+    warranty, _, garden, _ = PASSAGES
+    answer = extractive_answer(
+        "When should tomatoes be watered, and how much sun?", [warranty, garden]
+    )
+    assert answer.splitlines()[2:] == [
+        "- “Tomatoes need six hours of sun a day.” [2]",  # two words of the question
+        "- “Water them in the morning, never at noon.” [2]",  # one
+    ]
+    assert extractive_answer("What is the capital of Peru?", PASSAGES) == NO_ANSWER
+    assert extractive_answer("anything", []) == NO_ANSWER
+
+
+def test_budget_drops_the_lowest_ranked_hits_when_the_window_is_tiny():
+    everything = AnswerPipeline(search, extractive_choice(), top_k=4, max_answer_tokens=32)
+    # The prompt shell is ~87 estimated tokens and each source ~30: 210 leaves room for two.
+    tiny = AnswerPipeline(search, extractive_choice(window=210), top_k=4, max_answer_tokens=32)
+    question = "Zephyr X2 frame warranty weighs service tomatoes"
+    full = everything.answer(question).sources
+    kept = tiny.answer(question).sources
+    assert len(full) == 4
+    assert len(kept) == 2
+    assert [s.chunk_index for s in kept] == [s.chunk_index for s in full][: len(kept)]
+
+
+def test_fit_keeps_a_prefix_and_truncates_a_single_overlong_hit():
+    hits = [SearchHit("d", "a.pdf", 1, n, 1.0, "x" * 100) for n in range(4)]
+    block = len(format_source(1, hits[0]) + "\n\n")
+    assert fit_hits(hits, 2 * block + 10, len) == hits[:2]
+    assert fit_hits(hits, 10 * block, len) == hits
+
+    long_hit = SearchHit("d", "a.pdf", 1, 0, 1.0, "word " * 400)
+    (cut,) = fit_hits([long_hit, hits[0]], 200, len)
+    assert cut.text.endswith(" …") and long_hit.text.startswith(cut.text[:-2])
+    assert len(format_source(1, cut)) <= 200
+    assert fit_hits([long_hit], 5, len) == []
+
+
+def test_a_rewrite_must_be_about_the_follow_up_and_the_conversation():
+    history = [("How long is the warranty on the Zephyr X2 frame?", "Five years [1].")]
+    question = "How much does it weigh?"
+    assert plausible_rewrite("How much does the Zephyr X2 frame weigh?", question, history)
+    # Echoing the previous question, copying the prompt's example, or answering are refused.
+    assert not plausible_rewrite(history[0][0], question, history)
+    assert not plausible_rewrite("How much does the Acme 5 phone weigh?", question, history)
+    assert not plausible_rewrite("The frame warranty lasts five years.", question, history)

@@ -1,0 +1,134 @@
+"""The chat page in Streamlit's real runtime (AppTest): upload, ask, stream, sources, clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from streamlit.testing.v1 import AppTest
+
+from app import resources
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+
+
+@pytest.fixture
+def chat_env(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> Path:
+    monkeypatch.setenv("DOCQA_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "extractive")
+    return data_dir
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload(at: AppTest, *paths: Path) -> None:
+    at.sidebar.file_uploader[0].set_value(
+        [(path.name, path.read_bytes(), "application/pdf") for path in paths]
+    )
+    at.run()
+    assert not at.exception, at.exception
+
+
+def ask(at: AppTest, question: str) -> None:
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+
+
+def assistant_texts(at: AppTest) -> list[str]:
+    return [m.markdown[0].value for m in at.chat_message if m.name == "assistant"]
+
+
+def test_empty_index_says_what_to_do_and_loads_samples(chat_env: Path) -> None:
+    at = start()
+    assert "No documents yet" in at.info[0].value
+    assert at.chat_input[0].disabled
+    [load] = [b for b in at.button if b.label == "Load the sample documents"]
+    load.click().run()
+    assert not at.exception, at.exception
+    assert "4 added" in at.toast[0].value
+    assert not at.chat_input[0].disabled
+
+
+def test_upload_ask_sources_and_clear(chat_env: Path, good_pdfs: Path, bad_pdfs: Path) -> None:
+    at = start()
+    upload(
+        at,
+        good_pdfs / "crazyones-pdfa.pdf",
+        good_pdfs / "google-doc-document.pdf",
+        bad_pdfs / "truncated.pdf",
+    )
+    errors = [e.value for e in at.error]
+    assert any("truncated.pdf" in e and "damaged" in e for e in errors), errors
+    assert "2 added" in at.toast[0].value
+
+    ask(at, "Who are the crazy ones, the misfits and the rebels?")
+    answer = assistant_texts(at)[0]
+    assert "[1]" in answer and "misfits" in answer.lower()
+    sources = at.chat_message[1].expander[0]
+    assert sources.label.startswith("Sources")
+    assert "crazyones-pdfa.pdf" in sources.markdown[0].value
+    assert "page 1" in sources.markdown[0].value
+
+    ask(at, "And what is the capital of France in the table?")
+    assert len(assistant_texts(at)) == 2
+
+    [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
+    clear.click().run()
+    assert not at.chat_message
+
+
+class CountCalls(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_chat_model_start(self, *args, **kwargs) -> None:
+        self.calls += 1
+
+
+@pytest.mark.slow
+def test_local_model_answer_streams_and_repeats_come_from_cache(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "local")
+    monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "48")
+    at = start()
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    choice = resources.chat_model(resources.settings())
+    counter = CountCalls()
+    choice.chat_model.callbacks = [counter]
+    try:
+        ask(at, "What date is on The Crazy Ones?")
+        first = at.chat_message[1]
+        assert first.markdown[0].value.strip()
+        assert "SmolLM2" in first.caption[-1].value
+        assert counter.calls == 1
+
+        at.session_state.messages = []
+        ask(at, "what date is on the crazy ones")
+        assert counter.calls == 1, "a repeated question must not call the model again"
+        assert "cached answer" in at.chat_message[1].caption[-1].value
+        assert at.chat_message[1].markdown[0].value == first.markdown[0].value
+    finally:
+        choice.chat_model.callbacks = None
+
+
+def test_rate_limit_warns_and_does_not_answer(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    monkeypatch.setenv("DOCQA_RATE_LIMIT_CAPACITY", "2")
+    monkeypatch.setenv("DOCQA_RATE_LIMIT_PER_MINUTE", "1")
+    at = start()
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    ask(at, "first question about rebels")
+    ask(at, "second question about misfits")
+    ask(at, "third question about troublemakers")
+    kept = [m["content"] for m in at.session_state.messages if m["role"] == "assistant"]
+    assert len(kept) == 2, "the third question must not be answered"
+    [warning] = at.warning
+    assert "wait" in warning.value and "seconds" in warning.value
