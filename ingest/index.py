@@ -107,7 +107,11 @@ class DocumentIndex:
         self._store = self._open_store(state.collection, self._embeddings)
         self._keyword = KeywordIndex(self._keyword_dir(state.collection))
         self._state = state
-        self._remove_leftovers()
+        if self.server_mode:
+            # Other processes share this store and may be mid-write: remove nothing of theirs.
+            self._sync_keyword_index(self._catalog.doc_ids())
+        else:
+            self._remove_leftovers()
 
     # -- reading -------------------------------------------------------------------------
 
