@@ -13,15 +13,9 @@ from llm.ledger import SpendLedger
 from llm.settings import Settings, load_settings
 
 APP_OWNER = "the DocQA app (streamlit run)"
-_INDEX_FIELDS = {
-    "data_dir",
-    "chroma_url",
-    "embedding_provider",
-    "embedding_model",
-    "chunk_size",
-    "chunk_overlap",
-    "max_upload_mb",
-}
+# Only what identifies the store: an existing index keeps the chunking and embedder it was built
+# with, so other settings must not open a second instance on the same data dir.
+_INDEX_FIELDS = {"data_dir", "chroma_url"}
 _MODEL_FIELDS = {
     "llm_provider",
     "llm_model",
@@ -39,7 +33,9 @@ def settings() -> Settings:
 
 def index(current: Settings) -> DocumentIndex:
     """One index per data dir and store settings, shared by every session of this process."""
-    return _index(_key(current, _INDEX_FIELDS), current)
+    opened = _index(_key(current, _INDEX_FIELDS), current)
+    opened.max_file_bytes = current.max_upload_mb * 1024 * 1024
+    return opened
 
 
 def chat_model(current: Settings) -> ChatModelChoice:

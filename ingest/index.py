@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import chromadb
@@ -30,6 +31,7 @@ COLLECTION_PREFIX = "docqa_g"
 CATALOG_FILE = "docqa.sqlite3"
 
 EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
+_T = TypeVar("_T")
 ProgressCallback = Callable[["Progress"], None]
 
 
@@ -135,20 +137,30 @@ class DocumentIndex:
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         """Vector search: the k chunks most similar to the query, score = cosine similarity."""
-        if not query.strip() or self._store._collection.count() == 0:
+        if not query.strip():
             return []
-        vector = self._embeddings.embed_query(query)
-        found = self._store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
-        return [_hit(document, distance) for document, distance in found]
+        return self._read(lambda: self._vector_search(query, k))
 
     def keyword_search(self, query: str, k: int) -> list[SearchHit]:
         """BM25 keyword search over the same chunks, score = BM25 score."""
-        return self._keyword.search(query, k) if query.strip() else []
+        if not query.strip():
+            return []
+        return self._read(lambda: self._keyword.search(query, k))
 
     def similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
         """Cosine similarity of the query to each hit's chunk (for hits found by keywords)."""
         if not hits:
             return []
+        return self._read(lambda: self._similarities(query, hits))
+
+    def _vector_search(self, query: str, k: int) -> list[SearchHit]:
+        if self._store._collection.count() == 0:
+            return []
+        vector = self._embeddings.embed_query(query)
+        found = self._store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        return [_hit(document, distance) for document, distance in found]
+
+    def _similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
         ids = [f"{hit.doc_id}:{hit.chunk_index}" for hit in hits]
         stored = self._store._collection.get(ids=ids, include=["embeddings"])
         vectors = dict(zip(stored["ids"], stored["embeddings"], strict=True))
@@ -280,6 +292,29 @@ class DocumentIndex:
             self._lock = None
 
     # -- internals -----------------------------------------------------------------------
+
+    def _read(self, action: Callable[[], _T]) -> _T:
+        """Run a read on the active collection, following a reindex that switched it meanwhile
+        (in this instance, in another instance on the same data dir, or in another process)."""
+        self._follow_switch()
+        try:
+            return action()
+        except Exception:
+            if not self._follow_switch():
+                raise
+            return action()
+
+    def _follow_switch(self) -> bool:
+        state = self._catalog.state()
+        if state is None or state.collection == self._state.collection:
+            return False
+        with self._write_guard:
+            if state.collection != self._state.collection:
+                self._embeddings = self._embeddings_factory(state.config)
+                self._store = self._open_store(state.collection, self._embeddings)
+                self._keyword = KeywordIndex(self._keyword_dir(state.collection))
+                self._state = state
+        return True
 
     def _add_one(self, name: str, data: bytes) -> AddResult:
         try:

@@ -179,3 +179,16 @@ def test_same_process_shares_the_lock(index: DocumentIndex, data_dir: Path) -> N
     """Streamlit sessions (threads) of one process open the same data dir: that must not block."""
     again = open_index(data_dir)
     assert again._lock is index._lock
+
+
+def test_another_instance_follows_a_reindex(index: DocumentIndex, data_dir: Path, good_pdfs: Path):
+    """A second instance on the same data dir (another cache entry, or a server-mode process)
+    keeps answering after the first one switched collections."""
+    index.add_paths([good_pdfs / "crazyones-pdfa.pdf"])
+    other = open_index(data_dir)
+    assert other.search("misfits", 1)
+    index.reindex(IndexConfig("local", "all-MiniLM-L6-v2", 300, 30))
+    [hit] = other.search("misfits and rebels", 1)
+    assert hit.source == "crazyones-pdfa.pdf"
+    assert other.keyword_search("misfits", 1)[0].source == "crazyones-pdfa.pdf"
+    assert other.config.chunk_size == 300
