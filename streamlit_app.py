@@ -7,5 +7,6 @@ st.set_page_config(page_title="DocQA", page_icon="📚", layout="wide")
 pages = [
     st.Page("app/chat.py", title="Chat", icon=":material/forum:", default=True),
     st.Page("app/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
+    st.Page("app/traces.py", title="Traces", icon=":material/timeline:", url_path="traces"),
 ]
 st.navigation(pages).run()

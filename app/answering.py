@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import streamlit as st
+from langchain_core.runnables import RunnableConfig
 
 from app import resources, ui
 from ingest.index import DocumentIndex
@@ -19,6 +21,11 @@ from llm.ledger import FREE_PROVIDERS
 from llm.ratelimit import TokenBucket
 from llm.search import make_search
 from llm.settings import Settings
+from llm.tracing import answer_config
+
+# How long a finished answer may wait for its LangSmith link (only until the project's ids are
+# known, once per process); after that the link appears on the next rerun.
+URL_WAIT_S = 0.5
 
 
 @functools.cache
@@ -87,6 +94,11 @@ def respond(
         slot = _answer_slots(settings.cache_ttl_seconds)(key)
         if "message" in slot:
             cached = {**slot["message"], "cached": True}
+            hit = resources.trace_store(settings).record_cache_hit(
+                slot["message"]["trace_id"], question, page="chat"
+            )
+            if hit is not None:
+                cached["entry_id"] = hit.id
             render_answer(cached)
             return cached
     if (wait := rate_limit_check(settings)) is not None:
@@ -100,7 +112,17 @@ def respond(
     pipeline = AnswerPipeline(
         cached_search(index), choice, settings.top_k, settings.max_answer_tokens
     )
-    result = stream_answer(pipeline, question, history)
+    tracing = resources.tracing(settings)
+    config = answer_config(
+        tracing,
+        page="chat",
+        session_id=st.session_state.setdefault("session_id", str(uuid.uuid4())),
+        provider=choice.provider,
+        model=choice.model,
+        top_k=settings.top_k,
+        index_version=index.version,
+    )
+    result = stream_answer(pipeline, question, history, config)
     price = settings.price_per_million(result.model)
     resources.ledger(settings).record(
         result.provider,
@@ -111,16 +133,28 @@ def respond(
         result.usage.get("estimated", False),
     )
     message = assistant_message(result)
+    message["langsmith_url"] = tracing.run_url(result.run_id, URL_WAIT_S) if tracing else None
+    resources.trace_store(settings).record(
+        result, page="chat", langsmith_url=message["langsmith_url"]
+    )
     if not history:
-        slot["message"] = message
+        slot["message"] = dict(message)
+    if tracing and tracing.notice and not st.session_state.get("tracing_notice_shown"):
+        # Said once per session, under the answer that found out.
+        message["notice"] = tracing.notice
+        st.session_state.tracing_notice_shown = True
+    answer_footer(message)
     return message
 
 
 def stream_answer(
-    pipeline: AnswerPipeline, question: str, history: list[tuple[str, str]]
+    pipeline: AnswerPipeline,
+    question: str,
+    history: list[tuple[str, str]],
+    config: RunnableConfig | None = None,
 ) -> AnswerResult:
     """Stream the answer with st.write_stream, then show its sources."""
-    events = pipeline.stream(question, history)
+    events = pipeline.stream(question, history, config)
     with st.spinner("Searching your documents…"):
         first = next(events)
     assert isinstance(first, Retrieved)
@@ -142,6 +176,9 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
         "model": result.model,
         "prompt": result.prompt_messages,
         "run_id": result.run_id,
+        # The trace the links open, and the record feedback is kept on (a cache hit's own).
+        "trace_id": result.run_id,
+        "entry_id": result.run_id,
     }
 
 
@@ -155,3 +192,42 @@ def render_answer(message: dict[str, Any]) -> None:
                 message["provider"], message["model"], cached=message.get("cached", False)
             )
         )
+    answer_footer(message)
+
+
+def answer_footer(message: dict[str, Any]) -> None:
+    """Under an answer: its trace links, thumbs up/down with a comment, and a tracing notice."""
+    trace_id = message.get("trace_id")
+    if not trace_id:
+        return
+    settings = resources.settings()
+    tracing = resources.tracing(settings)
+    if not message.get("langsmith_url") and tracing and (url := tracing.run_url(trace_id)):
+        # The lookup the link needs finished after the answer: keep the link from now on.
+        message["langsmith_url"] = url
+        resources.trace_store(settings).set_langsmith_url(trace_id, url)
+    ui.trace_links(trace_id, message.get("langsmith_url"))
+    entry_id = message.get("entry_id") or trace_id
+    key = f"feedback_{entry_id}"
+    args = (trace_id, entry_id, key)
+    score = st.feedback("thumbs", key=key, on_change=_feedback_changed, args=args)
+    if score is not None:
+        st.text_input(
+            "Comment (optional)",
+            key=f"{key}_comment",
+            placeholder="What was right or wrong? Press Enter to send.",
+            on_change=_feedback_changed,
+            args=args,
+        )
+    if notice := message.get("notice"):
+        st.caption(notice)
+
+
+def _feedback_changed(trace_id: str, entry_id: str, key: str) -> None:
+    """Keep the thumbs and comment with the answer's record and send them to LangSmith."""
+    score = st.session_state.get(key)
+    comment = (st.session_state.get(f"{key}_comment") or "").strip() or None
+    settings = resources.settings()
+    resources.trace_store(settings).set_feedback(entry_id, score, comment)
+    if (tracing := resources.tracing(settings)) is not None:
+        tracing.send_feedback(trace_id, score, comment, entry_id=entry_id)

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -28,10 +29,15 @@ from llm.evaluation import REPORTED_RECALLS, EvalReport, evaluate, load_question
 from llm.local_model import LocalModelMissing
 from llm.search import make_search
 from llm.settings import Settings, load_settings
+from llm.traces import TRACES_FILE, TraceStore, app_trace_url
+from llm.tracing import Tracing, answer_config, build_tracing
 
 # The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.
 EXIT_FAILED = 1
 EXIT_BUSY = 2
+# How long `ask` waits for LangSmith (sending the runs, then the link's lookup) once answered.
+TRACE_FLUSH_S = 10.0
+TRACE_URL_WAIT_S = 5.0
 
 
 class CommandError(Exception):
@@ -192,8 +198,18 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         pipeline = AnswerPipeline(
             make_search(index), choice, settings.top_k, settings.max_answer_tokens
         )
+        tracing = build_tracing(settings)
+        config = answer_config(
+            tracing,
+            page="cli",
+            session_id=f"cli-{uuid.uuid4()}",
+            provider=choice.provider,
+            model=choice.model,
+            top_k=settings.top_k,
+            index_version=index.version,
+        )
         finished = None
-        for event in pipeline.stream(args.question, []):
+        for event in pipeline.stream(args.question, [], config):
             if isinstance(event, Token) and not args.json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
@@ -201,13 +217,14 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                 finished = event
     assert finished is not None, "the answer pipeline ended without a Finished event"
     result = finished.result
+    trace_url = _keep_trace(result, settings, tracing)
     if args.json:
-        _print_json(_answer_json(result), indent=2)
+        _print_json(_answer_json(result, trace_url), indent=2)
         return 0
     print("\n")
     for source in result.sources:
         print(f"[{source.number}] {source.source}, page {source.page}")
-    _say(f"({result.provider} · {result.model})")
+    _say(f"({result.provider} · {result.model}) trace: {trace_url}")
     return 0
 
 
@@ -317,14 +334,30 @@ def _require_documents(index: DocumentIndex) -> None:
         raise CommandError("no documents indexed yet; add some with: docqa add PATH...")
 
 
-def _answer_json(result: AnswerResult) -> dict[str, Any]:
+def _answer_json(result: AnswerResult, trace_url: str) -> dict[str, Any]:
     return {
         "answer": result.answer,
         "sources": [_source_json(source) for source in result.sources],
         "provider": result.provider,
         "model": result.model,
         "usage": result.usage,
+        "trace_id": result.run_id,
+        "trace_url": trace_url,
     }
+
+
+def _keep_trace(result: AnswerResult, settings: Settings, tracing: Tracing | None) -> str:
+    """Record the answer for the Traces page; its LangSmith link when traced, else the app's."""
+    langsmith_url = None
+    if tracing is not None:
+        # Sent before the lookup: LangSmith creates the project with the first run it receives.
+        if tracing.flush(TRACE_FLUSH_S):
+            langsmith_url = tracing.run_url(str(result.run_id), TRACE_URL_WAIT_S)
+        if tracing.notice:
+            _say(f"docqa: {tracing.notice}")
+    store = TraceStore(settings.data_dir / TRACES_FILE)
+    record = store.record(result, page="cli", langsmith_url=langsmith_url)
+    return langsmith_url or app_trace_url(settings.public_url, record.id)
 
 
 def _source_json(source: Source) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import streamlit as st
 
@@ -11,6 +12,8 @@ from llm.chat_models import ChatModelChoice, build_chat_model
 from llm.components import build_index, build_ledger
 from llm.ledger import SpendLedger
 from llm.settings import Settings, load_settings
+from llm.traces import TRACES_FILE, TraceStore
+from llm.tracing import Tracing, secret_values
 
 APP_OWNER = "the DocQA app (streamlit run)"
 # Only what identifies the store: an existing index keeps the chunking and embedder it was built
@@ -68,3 +71,29 @@ def _ledger(data_dir: str, _settings: Settings) -> SpendLedger:
 def ledger(current: Settings) -> SpendLedger:
     """The spending ledger of this data dir (SQLite, shared across sessions and processes)."""
     return _ledger(str(current.data_dir.resolve()), current)
+
+
+@st.cache_resource
+def _trace_store(data_dir: str) -> TraceStore:
+    return TraceStore(Path(data_dir) / TRACES_FILE)
+
+
+def trace_store(current: Settings) -> TraceStore:
+    """The record of every answer made with this data dir, for the Traces page."""
+    return _trace_store(str(current.data_dir.resolve()))
+
+
+def tracing(current: Settings) -> Tracing | None:
+    """LangSmith tracing when configured: one client per endpoint, project, key and secrets."""
+    if not current.langsmith_enabled:
+        return None
+    # Every secret is in the key: the client's redactor is built from their values.
+    secrets = "\x1f".join(secret_values(current))
+    digest = hashlib.sha256(secrets.encode()).hexdigest()[:12]
+    fields = {"langsmith_endpoint", "langsmith_project"}
+    return _tracing(current.model_dump_json(include=fields) + digest, current)
+
+
+@st.cache_resource(show_spinner=False)
+def _tracing(key: str, _settings: Settings) -> Tracing:
+    return Tracing(_settings)

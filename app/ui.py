@@ -12,6 +12,7 @@ from ingest.records import AddResult
 from llm.chat_models import available_providers
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
+TRACES_PAGE = "app/traces.py"
 USER_AVATAR = "🧑‍💻"
 ASSISTANT_AVATAR = "📚"
 PROVIDER_LABELS = {
@@ -71,6 +72,19 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
 def answer_caption(provider: str, model: str, cached: bool) -> str:
     label = PROVIDER_LABELS.get(provider, provider).split(" (")[0]
     return f"{label} · {model}" + (" · cached answer" if cached else "")
+
+
+def trace_links(trace_id: str, langsmith_url: str | None) -> None:
+    """Links to an answer's entry on the Traces page (a shareable URL) and to its LangSmith run."""
+    with st.container(horizontal=True):
+        st.page_link(
+            TRACES_PAGE,
+            label="View trace",
+            icon=":material/timeline:",
+            query_params={"trace": trace_id},
+        )
+        if langsmith_url:
+            st.page_link(langsmith_url, label="View in LangSmith", icon=":material/open_in_new:")
 
 
 def _snippet(text: str, limit: int = 400) -> str:

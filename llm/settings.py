@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         default=None, validation_alias=_alias("DOCQA_LANGSMITH_ENDPOINT", "LANGSMITH_ENDPOINT")
     )
 
+    public_url: str = Field(
+        default="http://localhost:8501",
+        description="where users reach the app; the base of in-app trace links (DOCQA_PUBLIC_URL)",
+    )
+
     rate_limit_capacity: int = Field(default=5, ge=1)
     rate_limit_per_minute: float = Field(default=5.0, gt=0)
     cap_daily_usd: float = Field(default=5.0, ge=0)

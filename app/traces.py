@@ -1,0 +1,160 @@
+"""Traces page: every answer as it was made, newest first and searchable, one shown in full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app import resources, ui
+from llm.traces import TraceRecord, TraceStore
+from llm.tracing import Tracing
+
+LIST_LIMIT = 200
+
+
+def feedback_label(record: TraceRecord) -> str:
+    if record.feedback_score is None:
+        return ""
+    thumb = "👍" if record.feedback_score == 1 else "👎"
+    return f"{thumb} {record.feedback_comment}" if record.feedback_comment else thumb
+
+
+def list_rows(records: list[TraceRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "time (UTC)": f"{record.created_at:%Y-%m-%d %H:%M:%S}",
+            "question": record.question,
+            "answer": record.answer,
+            "model": f"{record.provider} · {record.model}",
+            "total s": round(record.timings.get("total_s", 0.0), 2),
+            "feedback": feedback_label(record),
+            "from": record.page + (" (cached)" if record.cached else ""),
+        }
+        for record in records
+    ]
+
+
+def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "#": source["number"],
+            "source": source["source"],
+            "page": source["page"],
+            "chunk": source["chunk_index"],
+            "score": source["score"],
+            "text": source["text"],
+        }
+        for source in record.sources
+    ]
+
+
+def timing_and_tokens(record: TraceRecord) -> None:
+    timings, usage = record.timings, record.usage
+    estimated = " (est.)" if usage.get("estimated") else ""
+    figures = [
+        ("Retrieval", f"{timings.get('retrieval_s', 0.0) * 1000:.0f} ms"),
+        ("First token", f"{timings.get('first_token_s', 0.0):.2f} s"),
+        ("Total", f"{timings.get('total_s', 0.0):.2f} s"),
+        ("Input tokens", f"{usage.get('input_tokens', 0)}{estimated}"),
+        ("Output tokens", f"{usage.get('output_tokens', 0)}{estimated}"),
+    ]
+    for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
+        column.metric(label, value)
+
+
+def langsmith_link(record: TraceRecord, tracing: Tracing | None, store: TraceStore) -> None:
+    url = record.langsmith_url
+    run_id = record.cached_from or record.id
+    if not url and tracing is not None and (url := tracing.run_url(run_id)):
+        store.set_langsmith_url(run_id, url)
+    if url:
+        st.page_link(url, label="View in LangSmith", icon=":material/open_in_new:")
+    elif tracing is None:
+        st.caption("LangSmith tracing is off, so this record is the whole trace.")
+    else:
+        st.caption(tracing.notice or "The LangSmith link is not known yet; reload in a moment.")
+
+
+def show_trace(record: TraceRecord, tracing: Tracing | None, store: TraceStore) -> None:
+    cached = " · served from the cache" if record.cached else ""
+    st.caption(
+        f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC · {record.provider} · {record.model} · "
+        f"asked on the {record.page} page{cached} · trace {record.id}"
+    )
+    if record.cached_from:
+        st.page_link(
+            ui.TRACES_PAGE,
+            label="Open the trace of the original answer",
+            icon=":material/history:",
+            query_params={"trace": record.cached_from},
+        )
+    st.subheader("Question", anchor=False)
+    st.text(record.question)
+    st.markdown("**Standalone question** (what was searched)")
+    st.text(record.standalone_question)
+    timing_and_tokens(record)
+
+    st.subheader(f"Retrieved chunks ({len(record.sources)})", anchor=False)
+    if record.sources:
+        st.dataframe(
+            chunk_rows(record),
+            hide_index=True,
+            column_config={"score": st.column_config.NumberColumn(format="%.3f")},
+        )
+    else:
+        st.caption("No chunk matched the question.")
+
+    st.subheader("Prompt sent to the model", anchor=False)
+    if record.prompt:
+        st.json(record.prompt, expanded=True)
+    else:
+        st.caption("No prompt: this answer quotes the chunks without calling a model.")
+
+    st.subheader("Answer", anchor=False)
+    st.markdown(record.answer)
+    feedback = feedback_label(record)
+    st.caption(f"Feedback: {feedback}" if feedback else "No feedback given.")
+    langsmith_link(record, tracing, store)
+
+
+settings = resources.settings()
+store = resources.trace_store(settings)
+tracing = resources.tracing(settings)
+
+st.title("Traces")
+st.caption(
+    "How each answer was made: the question searched, the chunks found with their scores, "
+    "the exact prompt, the answer, timings and tokens. A trace's URL can be shared."
+)
+detail = st.container()
+
+st.subheader("Recent answers", anchor=False)
+search = st.text_input(
+    "Search questions and answers", key="trace_search", placeholder="e.g. warranty"
+)
+records = store.recent(LIST_LIMIT, search)
+chosen = st.query_params.get("trace")
+ids = [record.id for record in records]
+labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M:%S} · {r.question}" for r in records}
+picked = st.selectbox(
+    "Open an answer",
+    ids,
+    index=ids.index(chosen) if chosen in ids else None,
+    format_func=labels.get,
+    placeholder="Pick an answer to see its trace",
+)
+if picked and picked != chosen:
+    st.query_params["trace"] = picked
+    chosen = picked
+if records:
+    st.dataframe(list_rows(records), hide_index=True)
+else:
+    st.caption("No answer matches." if search else "No answers yet: ask one on the Chat page.")
+
+with detail:
+    if chosen and (record := store.get(chosen)) is not None:
+        show_trace(record, tracing, store)
+        st.divider()
+    elif chosen:
+        st.warning(f"There is no trace with id {chosen} in this data folder.", icon="🔎")

@@ -1,0 +1,236 @@
+"""The app's own record of every answer (SQLite under the data dir), for the Traces page."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from llm.answer import AnswerResult
+
+TRACES_FILE = "traces.sqlite3"
+TRACES_PAGE = "traces"
+# Fixed width with a trailing Z, so comparing the text compares the times.
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS traces (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        page TEXT NOT NULL,
+        question TEXT NOT NULL,
+        standalone_question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        sources TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        timings TEXT NOT NULL,
+        usage TEXT NOT NULL,
+        langsmith_url TEXT,
+        cached_from TEXT,
+        feedback_score INTEGER,
+        feedback_comment TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS traces_created_at ON traces (created_at)",
+)
+_COLUMNS = (
+    "id, created_at, page, question, standalone_question, answer, provider, model, sources, "
+    "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment"
+)
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    """One answer as it was made; `cached_from` names the original when it came from the cache."""
+
+    id: str
+    created_at: datetime
+    page: str
+    question: str
+    standalone_question: str
+    answer: str
+    provider: str
+    model: str
+    sources: list[dict[str, Any]]
+    prompt: list[dict[str, str]]
+    timings: dict[str, float]
+    usage: dict[str, Any]
+    langsmith_url: str | None
+    cached_from: str | None
+    feedback_score: int | None
+    feedback_comment: str | None
+
+    @property
+    def cached(self) -> bool:
+        return self.cached_from is not None
+
+
+def app_trace_url(public_url: str, trace_id: str) -> str:
+    """The Traces page opened on one answer, e.g. http://localhost:8501/traces?trace=<id>."""
+    return f"{public_url.rstrip('/')}/{TRACES_PAGE}?{urlencode({'trace': trace_id})}"
+
+
+class TraceStore:
+    """Answers in SQLite; any thread or process may use it (one connection per operation)."""
+
+    def __init__(self, db_path: Path, busy_timeout_s: float = 10.0) -> None:
+        self.db_path = Path(db_path)
+        self._busy_timeout_s = busy_timeout_s
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def record(
+        self, result: AnswerResult, *, page: str, langsmith_url: str | None = None
+    ) -> TraceRecord:
+        """Keep a finished answer under its root run id (a new id when it has none)."""
+        trace_id = result.run_id or str(uuid.uuid4())
+        sources = [asdict(source) for source in result.sources]
+        row = (
+            trace_id,
+            _now(),
+            page,
+            result.question,
+            result.standalone_question,
+            result.answer,
+            result.provider,
+            result.model,
+            json.dumps(sources, ensure_ascii=False),
+            json.dumps(result.prompt_messages, ensure_ascii=False),
+            json.dumps(result.timings),
+            json.dumps(result.usage),
+            langsmith_url,
+            None,
+            None,
+            None,
+        )
+        with self._connect() as conn:
+            conn.execute(f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", row)
+        return self._get_required(trace_id)
+
+    def record_cache_hit(self, origin_id: str, question: str, page: str) -> TraceRecord | None:
+        """A new entry for an answer served from the cache, copying the original's content."""
+        trace_id = str(uuid.uuid4())
+        with self._connect() as conn:
+            inserted = conn.execute(
+                f"""INSERT INTO traces ({_COLUMNS})
+                SELECT ?, ?, ?, ?, standalone_question, answer, provider, model, sources, prompt,
+                    timings, usage, langsmith_url, id, NULL, NULL
+                FROM traces WHERE id = ?""",
+                (trace_id, _now(), page, question, origin_id),
+            ).rowcount
+        return self.get(trace_id) if inserted else None
+
+    def get(self, trace_id: str) -> TraceRecord | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM traces WHERE id = ?", (trace_id,)
+            ).fetchone()
+        return _to_record(row) if row else None
+
+    def recent(self, limit: int = 50, search: str | None = None) -> list[TraceRecord]:
+        """Newest first; `search` keeps answers whose question or answer contains it (any case)."""
+        where, params = "", []
+        if search and search.strip():
+            pattern = "%" + _escape_like(search.strip()) + "%"
+            where = (
+                "WHERE question LIKE ? ESCAPE '\\' OR standalone_question LIKE ? ESCAPE '\\' "
+                "OR answer LIKE ? ESCAPE '\\'"
+            )
+            params = [pattern, pattern, pattern]
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM traces {where} "
+                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_to_record(row) for row in rows]
+
+    def set_feedback(self, trace_id: str, score: int | None, comment: str | None) -> bool:
+        """Keep thumbs (1 up, 0 down, None cleared) and comment (blank: none); False if unknown."""
+        with self._connect() as conn:
+            changed = conn.execute(
+                "UPDATE traces SET feedback_score = ?, feedback_comment = ? WHERE id = ?",
+                (score, (comment or "").strip() or None, trace_id),
+            ).rowcount
+        return bool(changed)
+
+    def set_langsmith_url(self, trace_id: str, url: str) -> None:
+        """The LangSmith link, once known (it can take a lookup that finishes after the answer)."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE traces SET langsmith_url = ? WHERE id = ? OR cached_from = ?",
+                (url, trace_id, trace_id),
+            )
+
+    def _get_required(self, trace_id: str) -> TraceRecord:
+        record = self.get(trace_id)
+        if record is None:
+            raise RuntimeError(f"trace {trace_id} vanished right after it was written")
+        return record
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # Short-lived autocommit connections: safe from any thread, nothing held open; `timeout`
+        # waits for another writer's lock instead of failing at once.
+        conn = sqlite3.connect(self.db_path, timeout=self._busy_timeout_s, isolation_level=None)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime(_TIME_FORMAT)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _to_record(row: tuple[Any, ...]) -> TraceRecord:
+    (
+        trace_id,
+        created_at,
+        page,
+        question,
+        standalone,
+        answer,
+        provider,
+        model,
+        sources,
+        prompt,
+        timings,
+        usage,
+        langsmith_url,
+        cached_from,
+        score,
+        comment,
+    ) = row
+    return TraceRecord(
+        id=trace_id,
+        created_at=datetime.strptime(created_at, _TIME_FORMAT).replace(tzinfo=UTC),
+        page=page,
+        question=question,
+        standalone_question=standalone,
+        answer=answer,
+        provider=provider,
+        model=model,
+        sources=json.loads(sources),
+        prompt=json.loads(prompt),
+        timings=json.loads(timings),
+        usage=json.loads(usage),
+        langsmith_url=langsmith_url,
+        cached_from=cached_from,
+        feedback_score=score,
+        feedback_comment=comment,
+    )
