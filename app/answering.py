@@ -43,7 +43,7 @@ def _answer_slots(ttl_seconds: int) -> Callable[[str], dict[str, Any]]:
 def _cached_search(
     query: str, k: int, index_version: int, index_key: str, _index: DocumentIndex
 ) -> list[SearchHit]:
-    return make_search(_index)(query, k)
+    return make_search(_index, resources.settings().search_mode)(query, k)
 
 
 def cached_search(index: DocumentIndex) -> Callable[[str, int], list[SearchHit]]:
@@ -80,11 +80,12 @@ def respond(
     question: str, history: list[tuple[str, str]], settings: Settings, index: DocumentIndex
 ) -> dict[str, Any] | None:
     """Answer inside the assistant's chat message; returns the message to keep, or None."""
-    choice = resources.chat_model(settings)
+    choice = available_choice(settings)
     slot: dict[str, Any] = {}
     if not history:
         key = answer_cache_key(
             question,
+            str(index.data_dir.resolve()),
             index.version,
             choice.provider,
             choice.model,
@@ -122,7 +123,18 @@ def respond(
         top_k=settings.top_k,
         index_version=index.version,
     )
-    result = stream_answer(pipeline, question, history, config)
+    try:
+        result = stream_answer(pipeline, question, history, config)
+    except (
+        Exception
+    ) as error:  # any provider failure (auth, network, server) must not crash the page
+        st.error(
+            f"The model could not answer ({_short(error)}). Check the provider settings "
+            "(OPENAI_API_KEY, OPENAI_BASE_URL) or choose another provider in the sidebar, "
+            "then ask again.",
+            icon="🚫",
+        )
+        return None
     price = settings.price_per_million(result.model)
     resources.ledger(settings).record(
         result.provider,
@@ -145,6 +157,25 @@ def respond(
         st.session_state.tracing_notice_shown = True
     answer_footer(message)
     return message
+
+
+def available_choice(settings: Settings) -> ChatModelChoice:
+    """The chosen chat model, or extractive answers with a plain reason when it cannot load."""
+    try:
+        return resources.chat_model(settings)
+    except (ValueError, RuntimeError, OSError, ImportError) as error:
+        st.error(
+            f"The {ui.PROVIDER_LABELS.get(settings.llm_provider, settings.llm_provider)} is not "
+            f"available: {_short(error)} Answering by quoting your documents instead; choose "
+            "another provider in the sidebar.",
+            icon="🚫",
+        )
+        return extractive_choice()
+
+
+def _short(error: BaseException, limit: int = 300) -> str:
+    text = str(error) or type(error).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def stream_answer(

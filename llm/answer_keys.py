@@ -15,9 +15,22 @@ def normalize_question(question: str) -> str:
 
 
 def answer_cache_key(
-    question: str, index_version: int, provider: str, model: str, temperature: float, top_k: int
+    question: str,
+    index_id: str,
+    index_version: int,
+    provider: str,
+    model: str,
+    temperature: float,
+    top_k: int,
 ) -> str:
     """A digest of everything an answer depends on; a new index version makes old keys unused."""
-    parts = [normalize_question(question), str(index_version), provider, model,
-             f"{temperature:.3f}", str(top_k)]
+    parts = [
+        normalize_question(question),
+        index_id,
+        str(index_version),
+        provider,
+        model,
+        f"{temperature:.3f}",
+        str(top_k),
+    ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

@@ -13,12 +13,17 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from llm.search import SearchMode
+
 DEFAULT_SECRETS_FILE = Path(".streamlit/secrets.toml")
 
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 LOCAL_CHAT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_OPENAI_CHAT_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
+# Calibrated for all-MiniLM-L6-v2 by tests/benchmarks/bench_retrieval.py: the best passage's cosine
+# similarity for questions the development documents answer versus questions on absent topics.
+DEFAULT_LOW_RELEVANCE_THRESHOLD = 0.30
 
 # Dollars per million tokens (input, output); local and extractive answers cost nothing.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
@@ -52,6 +57,13 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=1000, ge=100, le=8000)
     chunk_overlap: int = Field(default=150, ge=0, le=2000)
     top_k: int = Field(default=5, ge=1, le=50)
+    search_mode: SearchMode = "hybrid"
+    low_relevance_threshold: float = Field(
+        default=DEFAULT_LOW_RELEVANCE_THRESHOLD,
+        ge=-1.0,
+        le=1.0,
+        description="below this cosine similarity of the best passage, answers carry a warning",
+    )
     max_upload_mb: int = Field(default=50, ge=1)
 
     embedding_provider: Literal["local", "openai"] = "local"

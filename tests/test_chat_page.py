@@ -132,3 +132,38 @@ def test_rate_limit_warns_and_does_not_answer(
     assert len(kept) == 2, "the third question must not be answered"
     [warning] = at.warning
     assert "wait" in warning.value and "seconds" in warning.value
+
+
+@pytest.mark.slow
+def test_missing_api_key_says_so_and_uses_the_local_model(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "24")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    at = start()
+    [warning] = at.sidebar.warning
+    assert "no OPENAI_API_KEY is set" in warning.value and "Local model" in warning.value
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    ask(at, "Who are the misfits?")
+    assert assistant_texts(at)[0].strip()
+    assert "SmolLM2" in at.chat_message[1].caption[-1].value
+
+
+def test_unreachable_model_server_is_reported_not_crashed(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{closed_port}/v1")
+    at = start()
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    ask(at, "Who are the misfits?")
+    assert any("could not answer" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.session_state.messages
+    assert all("sk-test-not-a-real-key" not in e.value for e in at.error)

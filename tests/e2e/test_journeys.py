@@ -100,6 +100,16 @@ def alert(page: Page, text: str) -> Locator:
     return page.get_by_test_id("stAlert").filter(has_text=text)
 
 
+def tick_row(page: Page, table: Locator, row: int) -> None:
+    """Tick a data row's checkbox (1 = first row under the header) in an st.dataframe."""
+    # The grid is drawn on a canvas under an overlay: click where the checkbox is painted.
+    canvas = table.get_by_test_id("data-grid-canvas")
+    rows = int(canvas.locator("table").get_attribute("aria-rowcount"))
+    box = canvas.bounding_box()
+    row_height = box["height"] / rows
+    page.mouse.click(box["x"] + 16, box["y"] + row_height * (row + 0.5))
+
+
 def expand_json(viewer: Locator) -> None:
     """Open every collapsed node of an st.json viewer."""
     ellipsis = viewer.locator(".node-ellipsis")
@@ -167,12 +177,41 @@ def test_follow_up_question_uses_the_conversation(page: Page) -> None:
     snap(page, "04-follow-up")
 
 
+def test_thumbs_up_on_the_first_answer(page: Page) -> None:
+    first = messages(page).nth(1)
+    thumbs_up = first.get_by_role("radio", name="Thumbs up")
+    thumbs_up.click()
+    expect(thumbs_up).to_have_attribute("aria-checked", "true")
+    expect(first.get_by_label("Comment (optional)")).to_be_visible()
+    snap(page, "05-thumbs-up")
+
+
+def test_trace_link_opens_the_trace_in_a_new_tab(page: Page) -> None:
+    link = messages(page).nth(1).get_by_role("link", name="View trace")
+    trace_id = link.get_attribute("href").split("trace=", 1)[1]
+    # A middle click, as a person opens a link in a new tab (Streamlit handles plain clicks).
+    with page.context.expect_page() as opened:
+        link.click(button="middle")
+    tab = opened.value
+    try:
+        expect(tab.get_by_role("heading", name="Traces", exact=True)).to_be_visible()
+        expect(tab.get_by_text(f"trace {trace_id}")).to_be_visible()
+        expect(tab.get_by_text("Who are the crazy ones?").first).to_be_visible()
+        expect(tab.get_by_role("heading", name="Retrieved chunks (3)")).to_be_visible()
+        expect(tab.get_by_role("heading", name="Prompt sent to the model")).to_be_visible()
+        expect(tab.get_by_text("Feedback: 👍")).to_be_visible()
+        expect(tab.get_by_test_id("stSkeleton")).to_have_count(0)
+        snap(tab, "06-trace", readme="traces.png")
+    finally:
+        tab.close()
+
+
 def test_clear_chat(page: Page) -> None:
     clear = sidebar(page).get_by_role("button", name="Clear chat")
     clear.click()
     expect(messages(page)).to_have_count(0)
     expect(clear).to_be_disabled()
-    snap(page, "05-chat-cleared")
+    snap(page, "07-chat-cleared")
 
 
 # -- admin page ---------------------------------------------------------------------------------
@@ -185,14 +224,14 @@ def test_admin_wrong_then_right_password(page: Page, chat_server: Any) -> None:
     password.fill("not the password")
     page.get_by_role("button", name="Unlock").click()
     expect(alert(page, "Wrong password")).to_be_visible()
-    snap(page, "06-admin-wrong-password")
+    snap(page, "08-admin-wrong-password")
     password.fill(chat_server.admin_password)
     page.get_by_role("button", name="Unlock").click()
     expect(page.get_by_text("Index health")).to_be_visible()
     documents = page.get_by_test_id("stMetric").filter(has_text="Documents")
     expect(documents).to_contain_text("2")
     expect(page.get_by_test_id("stSkeleton")).to_have_count(0)
-    snap(page, "07-admin-overview", readme="admin.png")
+    snap(page, "09-admin-overview", readme="admin.png")
 
 
 def test_admin_delete_a_document(page: Page) -> None:
@@ -202,11 +241,10 @@ def test_admin_delete_a_document(page: Page) -> None:
     table = page.get_by_test_id("stDataFrame")
     expect(table.locator("tr[role=row]")).to_have_count(2)  # the header and the one match
     expect(table.locator("tr[role=row]").nth(1)).to_contain_text("crazyones-pdfa.pdf")
-    # The grid is a canvas: tick the row's checkbox where it is drawn (header and rows are 35 px).
-    table.get_by_test_id("data-grid-canvas").click(position={"x": 16, "y": 35 + 17})
+    tick_row(page, table, 1)
     page.get_by_role("button", name="Delete 1 selected…").click()
     expect(alert(page, "Delete 1 document(s) for good?")).to_be_visible()
-    snap(page, "08-admin-confirm-delete")
+    snap(page, "10-admin-confirm-delete")
     page.get_by_role("button", name="Yes, delete").click()
     expect(alert(page, "Deleted 1 document(s): crazyones-pdfa.pdf")).to_be_visible()
     page.get_by_label("Search by name or id").fill("")
@@ -222,7 +260,7 @@ def test_admin_reindex_with_a_new_chunk_size(page: Page) -> None:
     chunk_size.press("Tab")
     page.get_by_role("button", name="Reindex").click()
     expect(alert(page, "Reindexed 1 document(s)")).to_be_visible(timeout=120_000)
-    snap(page, "09-admin-reindexed")
+    snap(page, "11-admin-reindexed")
     page.get_by_role("tab", name="Overview").click()
     expect(page.get_by_text("500 characters, 150 overlap")).to_be_visible()
 
@@ -245,7 +283,7 @@ def test_samples_in_one_click_then_rate_limit_warns(limited_page: Page) -> None:
     blocked = ask(page, "Who are the troublemakers?")
     expect(blocked.get_by_test_id("stAlert")).to_contain_text("Please wait")
     expect(blocked.get_by_test_id("stExpander")).to_have_count(0)
-    snap(page, "10-rate-limited")
+    snap(page, "12-rate-limited")
 
 
 def test_phone_width_chat_is_usable(browser: Browser, limited_server: Any) -> None:
@@ -254,4 +292,4 @@ def test_phone_width_chat_is_usable(browser: Browser, limited_server: Any) -> No
         expect(page.get_by_placeholder(CHAT_PLACEHOLDER)).to_be_in_viewport()
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= PHONE["width"], f"horizontal scroll: {scroll_width} px wide"
-        snap(page, "11-phone-width", readme="mobile.png")
+        snap(page, "13-phone-width", readme="mobile.png")
