@@ -100,13 +100,16 @@ def respond(
             )
             if hit is not None:
                 cached["entry_id"] = hit.id
+            keep(question, cached)
             render_answer(cached)
             return cached
     if (wait := rate_limit_check(settings)) is not None:
         st.warning(
-            f"You are asking faster than {settings.rate_limit_per_minute:g} questions a minute. "
-            f"Please wait {wait:.0f} seconds, then ask again.",
-            icon="⏳",
+            f"Too many questions in a short time: this chat allows "
+            f"{settings.rate_limit_capacity} at once, then {settings.rate_limit_per_minute:g} "
+            f"per minute. Please wait {wait:.0f} seconds, then ask again. Your question was "
+            f"not sent: “{question}”",
+            icon=":material/hourglass_top:",
         )
         return None
     choice = capped_choice(settings, choice)
@@ -125,9 +128,7 @@ def respond(
     )
     try:
         result = stream_answer(pipeline, question, history, config)
-    except (
-        Exception
-    ) as error:  # any provider failure (auth, network, server) must not crash the page
+    except Exception as error:  # a provider failure (auth, network, server) must not crash the page
         st.error(
             f"The model could not answer ({_short(error)}). Check the provider settings "
             "(OPENAI_API_KEY, OPENAI_BASE_URL) or choose another provider in the sidebar, "
@@ -135,6 +136,8 @@ def respond(
             icon="🚫",
         )
         return None
+    # Billed, recorded and kept before anything more is drawn: a new question interrupts this
+    # script at its next Streamlit call, and must not lose an answer that was already paid for.
     price = settings.price_per_million(result.model)
     resources.ledger(settings).record(
         result.provider,
@@ -155,8 +158,20 @@ def respond(
         # Said once per session, under the answer that found out.
         message["notice"] = tracing.notice
         st.session_state.tracing_notice_shown = True
+    keep(question, message)
+    ui.source_list(message["sources"])
+    st.caption(ui.answer_caption(result.provider, result.model, cached=False))
     answer_footer(message)
     return message
+
+
+def keep(question: str, answer: dict[str, Any]) -> None:
+    """Add the question and its answer to this session's conversation, as one step."""
+    st.session_state.messages = [
+        *st.session_state.messages,
+        {"role": "user", "content": question},
+        answer,
+    ]
 
 
 def available_choice(settings: Settings) -> ChatModelChoice:
@@ -184,17 +199,18 @@ def stream_answer(
     history: list[tuple[str, str]],
     config: RunnableConfig | None = None,
 ) -> AnswerResult:
-    """Stream the answer with st.write_stream, then show its sources."""
+    """Stream the answer with st.write_stream; a note stands in until the first words arrive."""
     events = pipeline.stream(question, history, config)
     with st.spinner("Searching your documents…"):
         first = next(events)
     assert isinstance(first, Retrieved)
+    if first.low_relevance:
+        ui.low_relevance_warning()
+    waiting = st.empty()
+    waiting.caption(":material/edit_note: Writing the answer…")
     rest: list[Any] = []
-    st.write_stream(ui.text_only(events, Token, rest))
+    st.write_stream(ui.text_only(events, Token, rest, on_first=waiting.empty))
     result = next(event.result for event in rest if isinstance(event, Finished))
-    sources = [asdict(source) for source in result.sources]
-    ui.source_list(sources)
-    st.caption(ui.answer_caption(result.provider, result.model, cached=False))
     return result
 
 
@@ -207,6 +223,7 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
         "model": result.model,
         "prompt": result.prompt_messages,
         "run_id": result.run_id,
+        "low_relevance": result.low_relevance,
         # The trace the links open, and the record feedback is kept on (a cache hit's own).
         "trace_id": result.run_id,
         "entry_id": result.run_id,
@@ -215,6 +232,8 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
 
 def render_answer(message: dict[str, Any]) -> None:
     """A kept answer: text, sources and the caption (marked when it came from the cache)."""
+    if message.get("low_relevance"):
+        ui.low_relevance_warning()
     st.markdown(message["content"])
     ui.source_list(message.get("sources", []))
     if "provider" in message:

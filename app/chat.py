@@ -34,7 +34,7 @@ base_settings = resources.settings()
 try:
     index = resources.index(base_settings)
 except DataDirBusy as busy:
-    st.error(str(busy), icon="🔒")
+    st.error(str(busy), icon=":material/lock:")
     st.stop()
 
 with st.sidebar:
@@ -70,14 +70,14 @@ if uploads:
     st.rerun()
 
 if report := st.session_state.pop("upload_report", None):
-    st.toast(ui.summary(report), icon="📄")
+    st.toast(ui.summary(report), icon=":material/description:")
     ui.upload_report(report)
 
 if index.is_empty:
     st.info(
         "No documents yet. Add PDF, TXT or Markdown files with the uploader in the sidebar, "
         "then ask a question about them. Or start with the bundled sample documents.",
-        icon="👋",
+        icon=":material/waving_hand:",
     )
     if st.button("Load the sample documents", type="primary", icon=":material/library_add:"):
         samples = sorted(SAMPLES_DIR.glob("*.pdf"))
@@ -104,5 +104,4 @@ if question:
         )
     if reply is not None:
         st.session_state.last_prompt = reply.get("prompt")
-        st.session_state.messages += [{"role": "user", "content": question}, reply]
         st.rerun()

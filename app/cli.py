@@ -207,7 +207,11 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as error:
             raise CommandError(str(error)) from None
         pipeline = AnswerPipeline(
-            make_search(index), choice, settings.top_k, settings.max_answer_tokens
+            make_search(index, settings.search_mode),
+            choice,
+            settings.top_k,
+            settings.max_answer_tokens,
+            settings.low_relevance_threshold,
         )
         tracing = build_tracing(settings)
         config = answer_config(
@@ -365,6 +369,7 @@ def _answer_json(result: AnswerResult, trace_url: str) -> dict[str, Any]:
         "provider": result.provider,
         "model": result.model,
         "usage": result.usage,
+        "low_relevance": result.low_relevance,
         "trace_id": result.run_id,
         "trace_url": trace_url,
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import streamlit as st
@@ -13,8 +13,9 @@ from llm.chat_models import available_providers
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 TRACES_PAGE = "app/traces.py"
-USER_AVATAR = "🧑‍💻"
-ASSISTANT_AVATAR = "📚"
+# Material icons render the same everywhere; emoji depend on the reader's fonts.
+USER_AVATAR = ":material/person:"
+ASSISTANT_AVATAR = ":material/menu_book:"
 PROVIDER_LABELS = {
     "openai": "OpenAI-compatible API",
     "local": "Local model (offline)",
@@ -36,7 +37,7 @@ def model_controls(base: Settings) -> Settings:
             f"DOCQA_LLM_PROVIDER asks for {PROVIDER_LABELS[base.llm_provider]}, which is not "
             f"available here ({UNAVAILABLE_REASONS[base.llm_provider]}). Using "
             f"{PROVIDER_LABELS[providers[0]]} instead.",
-            icon="⚠️",
+            icon=":material/warning:",
         )
     provider = st.selectbox(
         "Answer with",
@@ -77,14 +78,15 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
         for source in sources:
             st.markdown(
                 f"**[{source['number']}] {source['source']}**, page {source['page']} "
-                f"· relevance {source['score']:.2f}"
+                f"· similarity {source['score']:.2f}"
             )
             st.caption(_snippet(source["text"]))
 
 
 def answer_caption(provider: str, model: str, cached: bool) -> str:
     label = PROVIDER_LABELS.get(provider, provider).split(" (")[0]
-    return f"{label} · {model}" + (" · cached answer" if cached else "")
+    caption = label if model.casefold() == provider.casefold() else f"{label} · {model}"
+    return caption + (" · cached answer" if cached else "")
 
 
 def trace_links(trace_id: str, langsmith_url: str | None) -> None:
@@ -147,15 +149,42 @@ def upload_report(results: Sequence[AddResult]) -> None:
     """Per-file outcome: errors by name with the reason, duplicates noted."""
     for result in results:
         if result.status == "failed":
-            st.error(f"**{result.file}** was not added: {result.error}", icon="⚠️")
+            st.error(
+                f"**{result.file}** was not added. It {_sentence(result.error)}",
+                icon=":material/error:",
+            )
         elif result.status == "duplicate":
-            st.info(f"**{result.file}**: {result.error}", icon="ℹ️")
+            st.info(
+                f"**{result.file}** was not added again: {_sentence(result.error)}",
+                icon=":material/content_copy:",
+            )
 
 
-def text_only(events: Iterator[Any], token_type: type, sink: list[Any]) -> Iterator[str]:
+def _sentence(text: str | None) -> str:
+    text = (text or "").strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def text_only(
+    events: Iterator[Any],
+    token_type: type,
+    sink: list[Any],
+    on_first: Callable[[], Any] | None = None,
+) -> Iterator[str]:
     """The text of token events for st.write_stream; every other event goes into `sink`."""
     for event in events:
         if isinstance(event, token_type):
+            if on_first is not None:
+                on_first()
+                on_first = None
             yield event.text
         else:
             sink.append(event)
+
+
+def low_relevance_warning() -> None:
+    st.warning(
+        "Your documents may not contain the answer: even the best passage found matches the "
+        "question only weakly. Check the sources before relying on this answer.",
+        icon=":material/help:",
+    )

@@ -124,9 +124,14 @@ def _opens_without_password(reader: pypdf.PdfReader) -> bool:
         return False
 
 
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
+
+
 def _normalize_pdf_text(text: str) -> str:
-    """Collapse runs of spaces and blank lines but keep paragraph breaks; drop NULs, ligatures."""
+    """Collapse runs of spaces and blank lines but keep paragraph breaks; drop NULs, ligatures
+    and private-use characters (icon-font glyphs that no reader can display)."""
     text = text.replace("\x00", "").translate(_LIGATURES)
+    text = _PRIVATE_USE.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = re.sub(r"[ \t\f\v\u00a0]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.records import SearchHit
@@ -21,11 +23,14 @@ from llm.local_model import message_dicts
 from llm.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
+    LOW_RELEVANCE_PROMPT,
     format_context,
     format_conversation,
     format_source,
 )
 from llm.retrieval import IndexRetriever, SearchFn, document_to_hit
+from llm.search import is_low_relevance
+from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD
 
 MAX_HISTORY_TURNS = 3
 CONDENSE_MAX_TOKENS = 96
@@ -45,6 +50,14 @@ NO_ROOM_ANSWER = (
     "ask a shorter question or raise the context window."
 )
 EMPTY_ANSWER = "The model returned an empty answer; try rephrasing the question."
+# Said before a model's answer, and instead of quoting, when even the best passage is a weak match.
+LOW_RELEVANCE_PREFIX = (
+    "The documents may not contain the answer to this question: even the closest passages "
+    "match it only weakly."
+)
+LOW_RELEVANCE_ANSWER = (
+    f"{LOW_RELEVANCE_PREFIX} The sources below are the nearest matches, if you want to check them."
+)
 
 _CONDENSE_LABEL = re.compile(r"^(standalone|rewritten|follow-up)?\s*question\s*:\s*", re.I)
 
@@ -80,6 +93,8 @@ class AnswerResult:
     usage: dict[str, Any]
     timings: dict[str, float]
     run_id: str | None = None
+    # Even the best passage scored below the low-relevance threshold (or none was found).
+    low_relevance: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +105,7 @@ class Retrieved:
     sources: list[Source]
     standalone_question: str
     prompt_messages: list[dict[str, str]]
+    low_relevance: bool = False
 
 
 @dataclass(frozen=True)
@@ -242,9 +258,11 @@ class AnswerPipeline:
         choice: ChatModelChoice,
         top_k: int,
         max_answer_tokens: int,
+        low_relevance_threshold: float = DEFAULT_LOW_RELEVANCE_THRESHOLD,
     ) -> None:
         self.choice = choice
         self.max_answer_tokens = max_answer_tokens
+        self.low_relevance_threshold = low_relevance_threshold
         self.retriever = IndexRetriever(search=search, k=top_k)
 
     def answer(
@@ -303,27 +321,37 @@ class AnswerPipeline:
         documents = self.retriever.invoke(standalone, config)
         clock.retrieval_s = time.perf_counter() - started
         hits = [document_to_hit(document) for document in documents]
+        low_relevance = is_low_relevance(hits, self.low_relevance_threshold)
+        prompt = LOW_RELEVANCE_PROMPT if low_relevance else ANSWER_PROMPT
 
         prompt_value = None
         history_msgs = history_messages(history)
         if hits and self.choice.context_window > 0:
-            hits, history_msgs = self._fit(hits, question, history_msgs)
+            hits, history_msgs = self._fit(hits, question, history_msgs, prompt)
         if hits and self.choice.chat_model is not None:
-            prompt_value = ANSWER_PROMPT.invoke(
+            prompt_value = prompt.invoke(
                 {"context": format_context(hits), "question": question, "history": history_msgs},
                 config,
             )
         sources = [Source.from_hit(number, hit) for number, hit in enumerate(hits, start=1)]
         messages = prompt_value.to_messages() if prompt_value else []
-        yield Retrieved(sources, standalone, message_dicts(messages))
+        yield Retrieved(sources, standalone, message_dicts(messages), low_relevance)
 
         chat_model = self.choice.chat_model
         if not hits:
             tokens: Iterator[str] = iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
         elif chat_model is None or prompt_value is None:
-            tokens = self._extractive_tokens(question, standalone, hits, config)
+            # Quoting weak matches would look like an answer; say so instead.
+            tokens = (
+                iter([LOW_RELEVANCE_ANSWER])
+                if low_relevance
+                else self._extractive_tokens(question, standalone, hits, config)
+            )
         else:
             tokens = self._model_tokens(chat_model, prompt_value, config, usage)
+            if low_relevance:
+                # A small model may still answer confidently: the warning must not depend on it.
+                tokens = itertools.chain([LOW_RELEVANCE_PREFIX + "\n\n"], tokens)
         parts: list[str] = []
         for text in tokens:
             clock.token()
@@ -341,6 +369,7 @@ class AnswerPipeline:
             usage=usage.to_dict(),
             timings=clock.to_dict(),
             run_id=run_id,
+            low_relevance=low_relevance,
         )
         yield Finished(result)
 
@@ -411,11 +440,15 @@ class AnswerPipeline:
         return _joined_question(question, history)
 
     def _fit(
-        self, hits: list[SearchHit], question: str, history: list[BaseMessage]
+        self,
+        hits: list[SearchHit],
+        question: str,
+        history: list[BaseMessage],
+        prompt: ChatPromptTemplate,
     ) -> tuple[list[SearchHit], list[BaseMessage]]:
         """The hits (and history) that fit the window beside the prompt and the answer."""
         while True:
-            shell = ANSWER_PROMPT.format_messages(context="", question=question, history=history)
+            shell = prompt.format_messages(context="", question=question, history=history)
             budget = (
                 self.choice.context_window
                 - self.max_answer_tokens

@@ -17,13 +17,25 @@ ANSWER_SYSTEM = (
     "Be concise."
 )
 
-ANSWER_PROMPT = ChatPromptTemplate.from_messages(
-    [
-        ("system", ANSWER_SYSTEM),
-        MessagesPlaceholder("history", optional=True),
-        ("human", "<context>\n{context}\n</context>\n\n<question>{question}</question>"),
-    ]
+# Added when even the best source is a weak match (below the low-relevance threshold).
+LOW_RELEVANCE_NOTE = (
+    " These sources match the question only weakly: unless one clearly answers it, "
+    "say that the documents do not seem to contain the answer."
 )
+
+
+def _answer_prompt(system: str) -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages(
+        [
+            ("system", system),
+            MessagesPlaceholder("history", optional=True),
+            ("human", "<context>\n{context}\n</context>\n\n<question>{question}</question>"),
+        ]
+    )
+
+
+ANSWER_PROMPT = _answer_prompt(ANSWER_SYSTEM)
+LOW_RELEVANCE_PROMPT = _answer_prompt(ANSWER_SYSTEM + LOW_RELEVANCE_NOTE)
 
 # The conversation goes in as text, not chat turns (a tiny model would carry on chatting), and two
 # worked examples: without them SmolLM2 tends to answer or ramble instead of rewriting.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from ingest.records import SearchHit
@@ -50,3 +50,8 @@ def hybrid_search(index: SearchableIndex, query: str, k: int) -> list[SearchHit]
 def _with_similarity(index: SearchableIndex, query: str, hits: list[SearchHit]) -> list[SearchHit]:
     scores = index.similarities(query, hits)
     return [dataclasses.replace(h, score=s) for h, s in zip(hits, scores, strict=True)]
+
+
+def is_low_relevance(hits: Sequence[SearchHit], threshold: float) -> bool:
+    """Whether no hit was found or even the best one's cosine similarity is below `threshold`."""
+    return not hits or max(hit.score for hit in hits) < threshold

@@ -1,0 +1,189 @@
+"""Search modes on a real index: fused ranking, the keyword half kept in step, low relevance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from ingest.catalog import IndexConfig
+from ingest.embeddings import MiniLMEmbeddings
+from ingest.index import DocumentIndex
+from llm.answer import LOW_RELEVANCE_ANSWER, LOW_RELEVANCE_PREFIX, AnswerPipeline
+from llm.chat_models import build_chat_model, extractive_choice
+from llm.local_model import local_model_available
+from llm.prompts import LOW_RELEVANCE_NOTE
+from llm.search import make_search
+from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD, load_settings
+
+CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
+EMBEDDER = MiniLMEmbeddings()
+
+# One short chunk per file, so a file's rank is its chunk's rank. `ticket.txt` holds a rare
+# identifier and nothing else of the question; `reset.txt` paraphrases it ("passphrase you sign
+# in with" for "password"); `login.txt` is on a nearby topic and shares no word with it.
+CORPUS = {
+    "ticket.txt": "Ticket KX-4471: the warehouse delivered the missing pallets on Monday morning.",
+    "reset.txt": "To change the passphrase you sign in with, open Settings and then Security.",
+    "login.txt": "Two-factor login codes are sent by text message to your phone.",
+    "bread.txt": "Knead the dough for ten minutes and let it rise overnight in a cool place.",
+}
+MIXED_QUESTION = "How can I change my account password? This is about ticket KX-4471."
+ANSWERED_QUESTION = "How do I change the passphrase I sign in with?"
+ABSENT_QUESTION = "Who won the football World Cup in 2018?"
+
+
+def open_index(data_dir: Path) -> DocumentIndex:
+    return DocumentIndex(data_dir, lambda config: EMBEDDER, CONFIG, max_file_bytes=1 << 20)
+
+
+@pytest.fixture(scope="module")
+def corpus_index(tmp_path_factory: pytest.TempPathFactory):
+    index = open_index(tmp_path_factory.mktemp("corpus"))
+    results = index.add_files([(name, text.encode()) for name, text in CORPUS.items()])
+    assert [r.status for r in results] == ["added"] * len(CORPUS)
+    yield index
+    index.close()
+
+
+def sources(hits) -> list[str]:
+    return [hit.source for hit in hits]
+
+
+def test_hybrid_fuses_halves_that_disagree_into_the_hand_computed_order(
+    corpus_index: DocumentIndex,
+) -> None:
+    vector = corpus_index.search(MIXED_QUESTION, 4)
+    keyword = corpus_index.keyword_search(MIXED_QUESTION, 4)
+    # The halves disagree: meaning finds the paraphrase, then the nearby topic; words find the
+    # identifier first, and the paraphrase only through "change".
+    assert sources(vector) == ["reset.txt", "login.txt", "ticket.txt", "bread.txt"]
+    assert sources(keyword) == ["ticket.txt", "reset.txt"]
+
+    hybrid = make_search(corpus_index, "hybrid")(MIXED_QUESTION, 4)
+    # RRF, k = 60: reset 1/61 + 1/62 = .03253 > ticket 1/63 + 1/61 = .03227 > login 1/62 = .01613
+    # > bread 1/64 = .01563. The identifier overtakes the nearby topic that vectors preferred.
+    assert sources(hybrid) == ["reset.txt", "ticket.txt", "login.txt", "bread.txt"]
+    # Every score shown is the chunk's cosine similarity, whichever half found it.
+    cosine = {hit.source: hit.score for hit in vector}
+    assert {hit.source: hit.score for hit in hybrid} == cosine
+    assert [h.score for h in make_search(corpus_index, "keyword")(MIXED_QUESTION, 4)] == [
+        cosine["ticket.txt"],
+        cosine["reset.txt"],
+    ]
+
+
+def test_neither_half_returns_a_removed_document_through_add_remove_and_reindex(
+    data_dir: Path,
+) -> None:
+    index = open_index(data_dir)
+    try:
+        added = index.add_files([(name, text.encode()) for name, text in CORPUS.items()])
+        ids = {result.file: result.doc_id for result in added}
+        search = make_search(index, "hybrid")
+
+        def found(query: str) -> dict[str, set[str]]:
+            return {
+                "vector": set(sources(index.search(query, 10))),
+                "keyword": set(sources(index.keyword_search(query, 10))),
+                "hybrid": set(sources(search(query, 10))),
+            }
+
+        def in_step() -> None:
+            assert index._keyword.version == index.version
+            assert index._keyword.doc_ids() == {record.doc_id for record in index.documents()}
+
+        assert all("ticket.txt" in hits for hits in found("ticket KX-4471 pallets").values())
+        assert index.remove(ids["ticket.txt"])
+        in_step()
+        assert all("ticket.txt" not in hits for hits in found("ticket KX-4471 pallets").values())
+
+        # A rebuild re-reads the stored files: the removed one must not come back.
+        index.reindex(IndexConfig("local", "all-MiniLM-L6-v2", 300, 30))
+        in_step()
+        assert all("ticket.txt" not in hits for hits in found("ticket KX-4471 pallets").values())
+        assert all("bread.txt" in hits for hits in found("knead the dough").values())
+
+        # Removing after the switch acts on the new keyword index, and adding back works there.
+        assert index.remove(ids["bread.txt"])
+        in_step()
+        assert all("bread.txt" not in hits for hits in found("knead the dough").values())
+        index.add_files([("bread.txt", CORPUS["bread.txt"].encode())])
+        in_step()
+        assert all("bread.txt" in hits for hits in found("knead the dough").values())
+    finally:
+        index.close()
+
+
+def test_low_relevance_is_flagged_for_an_absent_topic_and_not_for_an_answered_one(
+    corpus_index: DocumentIndex,
+) -> None:
+    pipeline = AnswerPipeline(
+        make_search(corpus_index, "hybrid"),
+        extractive_choice(),
+        top_k=3,
+        max_answer_tokens=64,
+        low_relevance_threshold=DEFAULT_LOW_RELEVANCE_THRESHOLD,
+    )
+    answered = pipeline.answer(ANSWERED_QUESTION)
+    assert not answered.low_relevance
+    assert answered.sources[0].source == "reset.txt"
+    assert "Settings" in answered.answer
+
+    absent = pipeline.answer(ABSENT_QUESTION)
+    assert absent.low_relevance
+    # The weak matches are still listed as sources, but none is quoted as if it answered.
+    assert absent.answer == LOW_RELEVANCE_ANSWER
+    assert absent.sources and max(s.score for s in absent.sources) < DEFAULT_LOW_RELEVANCE_THRESHOLD
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not local_model_available(), reason="the local GGUF model is not installed")
+def test_the_local_model_is_told_and_the_answer_says_so_first(
+    corpus_index: DocumentIndex,
+) -> None:
+    choice = build_chat_model(load_settings(llm_provider="local"))
+    pipeline = AnswerPipeline(make_search(corpus_index, "hybrid"), choice, 2, 24)
+    result = pipeline.answer(ABSENT_QUESTION)
+    assert result.low_relevance
+    assert LOW_RELEVANCE_NOTE.strip() in result.prompt_messages[0]["content"]
+    assert result.answer.startswith(LOW_RELEVANCE_PREFIX + "\n\n")
+    assert result.answer.removeprefix(LOW_RELEVANCE_PREFIX).strip()
+
+    answered = pipeline.answer(ANSWERED_QUESTION)
+    assert not answered.low_relevance
+    assert LOW_RELEVANCE_NOTE.strip() not in answered.prompt_messages[0]["content"]
+    assert not answered.answer.startswith(LOW_RELEVANCE_PREFIX)
+
+
+def test_eval_compares_every_mode_on_one_ingest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eval_dir = tmp_path / "eval"
+    (eval_dir / "docs").mkdir(parents=True)
+    for name, text in CORPUS.items():
+        (eval_dir / "docs" / name).write_text(text)
+    questions = [
+        {"id": "q1", "question": MIXED_QUESTION, "source": "ticket.txt", "pages": [1]},
+        {"id": "q2", "question": ANSWERED_QUESTION, "source": "reset.txt", "pages": [1]},
+    ]
+    (eval_dir / "qa.jsonl").write_text("\n".join(json.dumps(q) for q in questions))
+
+    assert main(["eval", str(eval_dir), "--compare", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert list(figures["modes"]) == ["vector", "keyword", "hybrid"]
+    ranks = {
+        mode: [question["rank"] for question in report["per_question"]]
+        for mode, report in figures["modes"].items()
+    }
+    assert ranks == {"vector": [3, 1], "keyword": [1, 1], "hybrid": [2, 1]}
+    assert figures["modes"]["hybrid"]["recall_at_5"] == 1.0
+    assert figures["modes"]["vector"]["recall_at_1"] == 0.5
+    assert figures["documents"] == len(CORPUS)
+
+    assert main(["eval", str(eval_dir), "--mode", "keyword"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["keyword", "1.000", "1.000", "1.000"] in [row[:4] for row in rows]
+    assert not any(row[:1] in (["vector"], ["hybrid"]) for row in rows)
