@@ -126,7 +126,12 @@ def document_rows(records: Sequence[DocumentRecord]) -> list[dict[str, Any]]:
 
 def progress_text(progress: Progress) -> str:
     eta = progress.eta_s
-    left = f"about {_duration(eta)} left" if eta is not None else "estimating time left…"
+    if progress.files_done == progress.files_total:
+        left = "done"
+    elif eta is None:
+        left = "estimating time left…"
+    else:
+        left = f"about {_duration(eta)} left"
     return (
         f"{progress.files_done}/{progress.files_total} files · {progress.chunks_done} chunks · "
         f"{_duration(progress.elapsed_s)} elapsed · {left} (last: {progress.current_file})"
@@ -193,7 +198,10 @@ with st.sidebar:
 if notice := st.session_state.pop("admin_notice", None):
     st.success(notice)
 
-overview, documents_tab, reindex_tab = st.tabs(["Overview", "Documents", "Reindex"])
+# Keyed, so notices appearing above the tabs do not send the admin back to the first one.
+overview, documents_tab, reindex_tab = st.tabs(
+    ["Overview", "Documents", "Reindex"], key="admin_tab", on_change="rerun"
+)
 
 with overview:
     st.subheader("Index health")
@@ -300,6 +308,7 @@ with documents_tab:
         accept_multiple_files=True,
         key=f"admin_uploader_{upload_round}",
         help=f"Up to {settings.max_upload_mb} MB per file.",
+        max_upload_size=settings.max_upload_mb,
     )
     if uploads:
         results = ui.ingest_with_progress(index, [(f.name, f.getvalue()) for f in uploads])

@@ -45,6 +45,7 @@ with st.sidebar:
         accept_multiple_files=True,
         key=f"uploader_{st.session_state.uploader_round}",
         help=f"Up to {base_settings.max_upload_mb} MB per file.",
+        max_upload_size=base_settings.max_upload_mb,
     )
     st.caption(f"{len(index.documents())} document(s) indexed")
     st.subheader("Answering")
