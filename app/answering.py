@@ -19,7 +19,7 @@ from llm.answer_keys import answer_cache_key
 from llm.chat_models import ChatModelChoice, extractive_choice
 from llm.ledger import FREE_PROVIDERS
 from llm.ratelimit import TokenBucket
-from llm.search import make_search
+from llm.search import SearchMode, make_search
 from llm.settings import Settings
 from llm.tracing import answer_config
 
@@ -41,15 +41,15 @@ def _answer_slots(ttl_seconds: int) -> Callable[[str], dict[str, Any]]:
 
 @st.cache_data(ttl=3600, max_entries=2000, show_spinner=False)
 def _cached_search(
-    query: str, k: int, index_version: int, index_key: str, _index: DocumentIndex
+    query: str, k: int, mode: SearchMode, index_version: int, index_key: str, _index: DocumentIndex
 ) -> list[SearchHit]:
-    return make_search(_index, resources.settings().search_mode)(query, k)
+    return make_search(_index, mode)(query, k)
 
 
-def cached_search(index: DocumentIndex) -> Callable[[str, int], list[SearchHit]]:
-    """Hybrid search whose results are cached per query, k and index version."""
+def cached_search(index: DocumentIndex, mode: SearchMode) -> Callable[[str, int], list[SearchHit]]:
+    """Search whose results are cached per query, k, mode and index version."""
     key = str(index.data_dir.resolve())
-    return lambda query, k: _cached_search(query, k, index.version, key, index)
+    return lambda query, k: _cached_search(query, k, mode, index.version, key, index)
 
 
 def rate_limit_check(settings: Settings) -> float | None:
@@ -114,7 +114,11 @@ def respond(
         return None
     choice = capped_choice(settings, choice)
     pipeline = AnswerPipeline(
-        cached_search(index), choice, settings.top_k, settings.max_answer_tokens
+        cached_search(index, settings.search_mode),
+        choice,
+        settings.top_k,
+        settings.max_answer_tokens,
+        settings.low_relevance_threshold,
     )
     tracing = resources.tracing(settings)
     config = answer_config(

@@ -100,6 +100,7 @@ class DocumentIndex:
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
         self._write_guard = threading.RLock()
         self._embeddings_factory = embeddings_factory
+        self._last_query: tuple[str, Embeddings, list[float]] | None = None
         self._catalog = Catalog(data_dir / CATALOG_FILE)
         self._client = _open_chroma(data_dir / "chroma", chroma_url)
         state = self._catalog.state() or self._catalog.initialise_state(
@@ -156,7 +157,7 @@ class DocumentIndex:
     def _vector_search(self, query: str, k: int) -> list[SearchHit]:
         if self._store._collection.count() == 0:
             return []
-        vector = self._embeddings.embed_query(query)
+        vector = self._query_vector(query)
         found = self._store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
         return [_hit(document, distance) for document, distance in found]
 
@@ -164,7 +165,7 @@ class DocumentIndex:
         ids = [f"{hit.doc_id}:{hit.chunk_index}" for hit in hits]
         stored = self._store._collection.get(ids=ids, include=["embeddings"])
         vectors = dict(zip(stored["ids"], stored["embeddings"], strict=True))
-        query_vector = np.asarray(self._embeddings.embed_query(query))
+        query_vector = np.asarray(self._query_vector(query))
         return [
             round(float(np.dot(query_vector, vectors[i])), 4) if i in vectors else 0.0 for i in ids
         ]
@@ -303,6 +304,16 @@ class DocumentIndex:
             if not self._follow_switch():
                 raise
             return action()
+
+    def _query_vector(self, query: str) -> list[float]:
+        """The query's embedding; hybrid search asks twice (vector half, then similarities)."""
+        embeddings = self._embeddings
+        cached = self._last_query
+        if cached is not None and cached[0] == query and cached[1] is embeddings:
+            return cached[2]
+        vector = embeddings.embed_query(query)
+        self._last_query = (query, embeddings, vector)
+        return vector
 
     def _follow_switch(self) -> bool:
         state = self._catalog.state()
