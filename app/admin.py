@@ -301,23 +301,10 @@ with documents_tab:
             )
 
     st.subheader("Upload")
-    upload_round = st.session_state.setdefault("admin_upload_round", 0)
-    uploads = st.file_uploader(
-        "Add PDF, TXT or Markdown files",
-        type=["pdf", "txt", "md", "markdown"],
-        accept_multiple_files=True,
-        key=f"admin_uploader_{upload_round}",
-        help=f"Up to {settings.max_upload_mb} MB per file.",
-        max_upload_size=settings.max_upload_mb,
-    )
+    uploads = ui.document_uploader(settings, key="admin_uploader")
     if uploads:
-        results = ui.ingest_with_progress(index, [(f.name, f.getvalue()) for f in uploads])
-        st.session_state.admin_upload_report = results
-        st.session_state.admin_upload_round += 1
-        st.rerun()
-    if report := st.session_state.pop("admin_upload_report", None):
-        st.toast(ui.summary(report), icon="📄")
-        ui.upload_report(report)
+        ui.ingest_files(index, [(f.name, f.getvalue()) for f in uploads], key="admin_uploader")
+    ui.show_upload_report("admin_uploader")
 
 with reindex_tab:
     st.markdown(

@@ -17,6 +17,7 @@ from ingest.records import SearchHit
 from llm.answer import AnswerPipeline, AnswerResult, Finished, Retrieved, Token
 from llm.answer_keys import answer_cache_key
 from llm.chat_models import ChatModelChoice, extractive_choice
+from llm.components import build_pipeline
 from llm.ledger import FREE_PROVIDERS
 from llm.ratelimit import TokenBucket
 from llm.search import SearchMode, make_search
@@ -113,13 +114,7 @@ def respond(
         )
         return None
     choice = capped_choice(settings, choice)
-    pipeline = AnswerPipeline(
-        cached_search(index, settings.search_mode),
-        choice,
-        settings.top_k,
-        settings.max_answer_tokens,
-        settings.low_relevance_threshold,
-    )
+    pipeline = build_pipeline(settings, cached_search(index, settings.search_mode), choice)
     tracing = resources.tracing(settings)
     config = answer_config(
         tracing,

@@ -28,7 +28,6 @@ def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
 
 st.session_state.setdefault("messages", [])
 st.session_state.setdefault("last_prompt", None)
-st.session_state.setdefault("uploader_round", 0)
 
 base_settings = resources.settings()
 try:
@@ -39,14 +38,7 @@ except DataDirBusy as busy:
 
 with st.sidebar:
     st.subheader("Documents")
-    uploads = st.file_uploader(
-        "Add PDF, TXT or Markdown files",
-        type=["pdf", "txt", "md", "markdown"],
-        accept_multiple_files=True,
-        key=f"uploader_{st.session_state.uploader_round}",
-        help=f"Up to {base_settings.max_upload_mb} MB per file.",
-        max_upload_size=base_settings.max_upload_mb,
-    )
+    uploads = ui.document_uploader(base_settings, key="uploader")
     st.caption(f"{len(index.documents())} document(s) indexed")
     st.subheader("Answering")
     settings = ui.model_controls(base_settings)
@@ -65,14 +57,8 @@ with st.sidebar:
 st.title("Ask your documents")
 
 if uploads:
-    results = ui.ingest_with_progress(index, [(f.name, f.getvalue()) for f in uploads])
-    st.session_state.upload_report = results
-    st.session_state.uploader_round += 1
-    st.rerun()
-
-if report := st.session_state.pop("upload_report", None):
-    st.toast(ui.summary(report), icon=":material/description:")
-    ui.upload_report(report)
+    ui.ingest_files(index, [(f.name, f.getvalue()) for f in uploads], key="uploader")
+ui.show_upload_report("uploader")
 
 if index.is_empty:
     st.info(
@@ -82,10 +68,7 @@ if index.is_empty:
     )
     if st.button("Load the sample documents", type="primary", icon=":material/library_add:"):
         samples = sorted(SAMPLES_DIR.glob("*.pdf"))
-        st.session_state.upload_report = ui.ingest_with_progress(
-            index, [(path.name, path.read_bytes()) for path in samples]
-        )
-        st.rerun()
+        ui.ingest_files(index, [(path.name, path.read_bytes()) for path in samples], key="uploader")
 
 for message in st.session_state.messages:
     avatar = ui.USER_AVATAR if message["role"] == "user" else ui.ASSISTANT_AVATAR

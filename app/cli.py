@@ -22,9 +22,9 @@ from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
-from llm.answer import AnswerPipeline, AnswerResult, Finished, Source, Token
+from llm.answer import AnswerResult, Finished, Source, Token
 from llm.chat_models import build_chat_model
-from llm.components import build_index, index_config
+from llm.components import build_index, build_pipeline, index_config
 from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
 from llm.local_model import LocalModelMissing
 from llm.search import SEARCH_MODES, SearchMode, make_search
@@ -206,13 +206,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             choice = build_chat_model(settings)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        pipeline = AnswerPipeline(
-            make_search(index, settings.search_mode),
-            choice,
-            settings.top_k,
-            settings.max_answer_tokens,
-            settings.low_relevance_threshold,
-        )
+        pipeline = build_pipeline(settings, make_search(index, settings.search_mode), choice)
         tracing = build_tracing(settings)
         config = answer_config(
             tracing,

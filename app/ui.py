@@ -107,6 +107,37 @@ def _snippet(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
+def document_uploader(settings: Settings, key: str) -> list[Any]:
+    """The uploader; it is renewed (emptied) after each upload through a round counter."""
+    round_key = f"{key}_round"
+    st.session_state.setdefault(round_key, 0)
+    return (
+        st.file_uploader(
+            "Add PDF, TXT or Markdown files",
+            type=["pdf", "txt", "md", "markdown"],
+            accept_multiple_files=True,
+            key=f"{key}_{st.session_state[round_key]}",
+            help=f"Up to {settings.max_upload_mb} MB per file.",
+            max_upload_size=settings.max_upload_mb,
+        )
+        or []
+    )
+
+
+def ingest_files(index: DocumentIndex, files: Sequence[tuple[str, bytes]], key: str) -> None:
+    """Index files with progress, keep the report for the next run, empty the uploader, rerun."""
+    st.session_state[f"{key}_report"] = ingest_with_progress(index, files)
+    st.session_state[f"{key}_round"] = st.session_state.get(f"{key}_round", 0) + 1
+    st.rerun()
+
+
+def show_upload_report(key: str) -> None:
+    """The toast and per-file messages of the upload that just finished, once."""
+    if report := st.session_state.pop(f"{key}_report", None):
+        st.toast(summary(report), icon=":material/description:")
+        upload_report(report)
+
+
 def ingest_with_progress(
     index: DocumentIndex, files: Sequence[tuple[str, bytes]]
 ) -> list[AddResult]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ingest.records import DocumentRecord
+from ingest.sqlite_file import SQLiteFile
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -63,33 +61,12 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = path
-        self._local = threading.local()
+        self._db = SQLiteFile(path, rows_as_dicts=True)
         # executescript commits on its own, so the schema is created outside _transaction.
-        self._connection().executescript(_SCHEMA)
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA busy_timeout=30000")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        self._db.connection().executescript(_SCHEMA)
 
     def state(self) -> IndexState | None:
-        row = self._connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
+        row = self._db.connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
         if row is None:
             return None
         config = IndexConfig(
@@ -103,7 +80,7 @@ class Catalog:
         )
 
     def initialise_state(self, collection: str, config: IndexConfig, now: str) -> IndexState:
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO index_state VALUES (1, ?, 1, ?, ?, ?, ?, ?, NULL)",
                 (collection, *_config_row(config), now),
@@ -113,12 +90,14 @@ class Catalog:
         return state
 
     def version(self) -> int:
-        row = self._connection().execute("SELECT version FROM index_state WHERE id = 1").fetchone()
+        row = (
+            self._db.connection().execute("SELECT version FROM index_state WHERE id = 1").fetchone()
+        )
         return int(row["version"]) if row else 0
 
     def find_by_sha256(self, sha256: str) -> DocumentRecord | None:
         row = (
-            self._connection()
+            self._db.connection()
             .execute("SELECT * FROM documents WHERE sha256 = ?", (sha256,))
             .fetchone()
         )
@@ -126,23 +105,23 @@ class Catalog:
 
     def get(self, doc_id: str) -> DocumentRecord | None:
         row = (
-            self._connection()
+            self._db.connection()
             .execute("SELECT * FROM documents WHERE doc_id = ?", (doc_id,))
             .fetchone()
         )
         return DocumentRecord(**dict(row)) if row else None
 
     def documents(self) -> list[DocumentRecord]:
-        rows = self._connection().execute("SELECT * FROM documents ORDER BY added_at, source")
+        rows = self._db.connection().execute("SELECT * FROM documents ORDER BY added_at, source")
         return [DocumentRecord(**dict(row)) for row in rows]
 
     def doc_ids(self) -> set[str]:
-        rows = self._connection().execute("SELECT doc_id FROM documents")
+        rows = self._db.connection().execute("SELECT doc_id FROM documents")
         return {row["doc_id"] for row in rows}
 
     def add(self, record: DocumentRecord) -> int:
         """Insert a document and bump the version in one transaction; returns the new version."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute(
                 "INSERT INTO documents VALUES (:doc_id, :source, :sha256, :kind, :pages, :chunks,"
                 " :size_bytes, :added_at, :stored_path)",
@@ -151,7 +130,7 @@ class Catalog:
             return _bump_version(db)
 
     def remove(self, doc_id: str) -> int:
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             return _bump_version(db)
 
@@ -159,7 +138,7 @@ class Catalog:
         self, collection: str, config: IndexConfig, chunk_counts: dict[str, int], now: str
     ) -> int:
         """Make a rebuilt collection the active one, in one atomic step; returns the new version."""
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             db.executemany(
                 "UPDATE documents SET chunks = ? WHERE doc_id = ?",
                 [(count, doc_id) for doc_id, count in chunk_counts.items()],
@@ -173,10 +152,7 @@ class Catalog:
             return _bump_version(db)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self._db.close()
 
 
 def _config_row(config: IndexConfig) -> tuple[str, str, int, int]:

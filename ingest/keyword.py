@@ -10,8 +10,7 @@ import shutil
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from langchain_core.documents import Document
 
 from ingest.records import SearchHit
+from ingest.sqlite_file import SQLiteFile
 
 # Stored tokens are only valid for the tokenizer that made them: change this when `tokenize` changes
 # and an existing index re-tokenizes its stored texts when it is next opened.
@@ -94,12 +94,12 @@ class KeywordIndex:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._local = threading.local()
+        self._db = SQLiteFile(self.folder / "chunks.sqlite3")
         self._built: _Built | None = None
         self._rebuilds = 0
         # executescript commits on its own, so the schema goes in before any transaction.
-        self._connection().executescript(_SCHEMA)
-        with self._transaction() as db:
+        self._db.connection().executescript(_SCHEMA)
+        with self._db.transaction() as db:
             stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
             if stored is None or stored[0] != TOKENIZER:
                 self._retokenize(db)
@@ -109,7 +109,7 @@ class KeywordIndex:
     @property
     def version(self) -> int:
         """The document index version the stored chunks reflect (0 before the first change)."""
-        return self._meta_int(self._connection(), "version")
+        return self._meta_int(self._db.connection(), "version")
 
     @property
     def rebuilds(self) -> int:
@@ -117,11 +117,11 @@ class KeywordIndex:
         return self._rebuilds
 
     def doc_ids(self) -> set[str]:
-        rows = self._connection().execute("SELECT DISTINCT doc_id FROM chunks")
+        rows = self._db.connection().execute("SELECT DISTINCT doc_id FROM chunks")
         return {row[0] for row in rows}
 
     def chunk_count(self) -> int:
-        return int(self._connection().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        return int(self._db.connection().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         """The k chunks with the highest BM25 score (> 0) for `query`, best first."""
@@ -160,7 +160,7 @@ class KeywordIndex:
             )
             for chunk in chunks
         ]
-        with self._lock, self._transaction() as db:
+        with self._lock, self._db.transaction() as db:
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             db.executemany(
                 "INSERT INTO chunks (doc_id, chunk_index, source, page, text, tokens)"
@@ -172,7 +172,7 @@ class KeywordIndex:
 
     def remove(self, doc_id: str, version: int) -> bool:
         """Drop a document's chunks; returns whether it had any. Records the version either way."""
-        with self._lock, self._transaction() as db:
+        with self._lock, self._db.transaction() as db:
             deleted = db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount > 0
             if deleted:
                 _changed(db, version)
@@ -182,7 +182,7 @@ class KeywordIndex:
 
     def set_version(self, version: int) -> None:
         """Record that the stored chunks match index `version` (after checking them against it)."""
-        with self._lock, self._transaction() as db:
+        with self._lock, self._db.transaction() as db:
             _set_meta(db, "version", version)
 
     def refresh(self) -> bool:
@@ -193,28 +193,25 @@ class KeywordIndex:
 
     def close(self) -> None:
         """Close this thread's connection; other threads' close as their threads end."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self._db.close()
         self._built = None
 
     # -- internals -----------------------------------------------------------------------
 
     def _current(self) -> _Built:
         built = self._built
-        generation = self._meta_int(self._connection(), "generation")
+        generation = self._meta_int(self._db.connection(), "generation")
         if built is not None and built.generation == generation:
             return built
         with self._lock:
-            generation = self._meta_int(self._connection(), "generation")
+            generation = self._meta_int(self._db.connection(), "generation")
             if self._built is None or self._built.generation != generation:
                 self._built = self._load(generation) or self._rebuild()
             return self._built
 
     def _rebuild(self) -> _Built:
         """Build the matrix from every stored chunk and save it; called with the lock held."""
-        db = self._connection()
+        db = self._db.connection()
         db.execute("BEGIN")
         try:
             generation = self._meta_int(db, "generation")
@@ -279,33 +276,11 @@ class KeywordIndex:
         if not row_ids:
             return {}
         marks = ",".join("?" * len(row_ids))
-        found = self._connection().execute(
+        found = self._db.connection().execute(
             f"SELECT id, doc_id, source, page, chunk_index, text FROM chunks WHERE id IN ({marks})",
             row_ids,
         )
         return {row[0]: tuple(row[1:]) for row in found}
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.folder / "chunks.sqlite3", timeout=30, isolation_level=None
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA busy_timeout=30000")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
     @staticmethod
     def _meta_int(db: sqlite3.Connection, key: str) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.index import DocumentIndex
+from llm.answer import AnswerPipeline
+from llm.chat_models import ChatModelChoice
 from llm.ledger import Caps, SpendLedger
+from llm.search import SearchFn
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
 
 
@@ -45,3 +48,14 @@ def build_ledger(settings: Settings) -> SpendLedger:
     """The spending ledger shared by every session and process using this data dir."""
     caps = Caps(settings.cap_daily_usd, settings.cap_weekly_usd, settings.cap_monthly_usd)
     return SpendLedger(settings.data_dir / "ledger.sqlite3", caps)
+
+
+def build_pipeline(settings: Settings, search: SearchFn, choice: ChatModelChoice) -> AnswerPipeline:
+    """The answer pipeline over a search function, with the settings' retrieval knobs."""
+    return AnswerPipeline(
+        search,
+        choice,
+        settings.top_k,
+        settings.max_answer_tokens,
+        settings.low_relevance_threshold,
+    )
