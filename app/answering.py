@@ -61,19 +61,36 @@ def rate_limit_check(settings: Settings) -> float | None:
     return None if decision.allowed else decision.retry_after_s
 
 
-def capped_choice(settings: Settings, choice: ChatModelChoice) -> ChatModelChoice:
+Notice = tuple[str, str]
+
+
+def show_notice(notice: Notice) -> None:
+    """An info or error line kept with its answer, so it survives the rerun after answering."""
+    kind, text = notice
+    if kind == "error":
+        st.error(text, icon=":material/block:")
+    else:
+        st.info(text, icon=":material/savings:")
+
+
+def capped_choice(
+    settings: Settings, choice: ChatModelChoice, notices: list[Notice]
+) -> ChatModelChoice:
     """The chat model, or extractive answers with a notice when a spending cap is reached."""
     if choice.provider in FREE_PROVIDERS:
         return choice
     status = resources.ledger(settings).check()
     if not status.exceeded:
         return choice
-    st.info(
-        f"The {status.which} spending cap (${status.limit:.2f}) is reached, so until "
-        f"{status.resets_at:%Y-%m-%d %H:%M} UTC answers quote your documents without a model. "
-        "An admin can raise the cap on the Admin page.",
-        icon="💰",
+    notices.append(
+        (
+            "info",
+            f"The {status.which} spending cap (${status.limit:.2f}) is reached, so until "
+            f"{status.resets_at:%Y-%m-%d %H:%M} UTC answers quote your documents without a model. "
+            "An admin can raise the cap on the Admin page.",
+        )
     )
+    show_notice(notices[-1])
     return extractive_choice()
 
 
@@ -81,7 +98,8 @@ def respond(
     question: str, history: list[tuple[str, str]], settings: Settings, index: DocumentIndex
 ) -> dict[str, Any] | None:
     """Answer inside the assistant's chat message; returns the message to keep, or None."""
-    choice = available_choice(settings)
+    notices: list[Notice] = []
+    choice = available_choice(settings, notices)
     slot: dict[str, Any] = {}
     if not history:
         key = answer_cache_key(
@@ -95,7 +113,7 @@ def respond(
         )
         slot = _answer_slots(settings.cache_ttl_seconds)(key)
         if "message" in slot:
-            cached = {**slot["message"], "cached": True}
+            cached = {**slot["message"], "cached": True, "notices": []}
             hit = resources.trace_store(settings).record_cache_hit(
                 slot["message"]["trace_id"], question, page="chat"
             )
@@ -113,7 +131,7 @@ def respond(
             icon=":material/hourglass_top:",
         )
         return None
-    choice = capped_choice(settings, choice)
+    choice = capped_choice(settings, choice, notices)
     pipeline = build_pipeline(settings, cached_search(index, settings.search_mode), choice)
     tracing = resources.tracing(settings)
     config = answer_config(
@@ -132,7 +150,7 @@ def respond(
             f"The model could not answer ({_short(error)}). Check the provider settings "
             "(OPENAI_API_KEY, OPENAI_BASE_URL) or choose another provider in the sidebar, "
             "then ask again.",
-            icon="🚫",
+            icon=":material/block:",
         )
         return None
     # Billed, recorded and kept before anything more is drawn: a new question interrupts this
@@ -147,6 +165,7 @@ def respond(
         result.usage.get("estimated", False),
     )
     message = assistant_message(result)
+    message["notices"] = notices
     message["langsmith_url"] = tracing.run_url(result.run_id, URL_WAIT_S) if tracing else None
     resources.trace_store(settings).record(
         result, page="chat", langsmith_url=message["langsmith_url"]
@@ -173,17 +192,20 @@ def keep(question: str, answer: dict[str, Any]) -> None:
     ]
 
 
-def available_choice(settings: Settings) -> ChatModelChoice:
+def available_choice(settings: Settings, notices: list[Notice]) -> ChatModelChoice:
     """The chosen chat model, or extractive answers with a plain reason when it cannot load."""
     try:
         return resources.chat_model(settings)
     except (ValueError, RuntimeError, OSError, ImportError) as error:
-        st.error(
-            f"The {ui.PROVIDER_LABELS.get(settings.llm_provider, settings.llm_provider)} is not "
-            f"available: {_short(error)} Answering by quoting your documents instead; choose "
-            "another provider in the sidebar.",
-            icon="🚫",
+        notices.append(
+            (
+                "error",
+                f"The {ui.PROVIDER_LABELS.get(settings.llm_provider, settings.llm_provider)} "
+                f"is not available: {_short(error)} Answering by quoting your documents "
+                "instead; choose another provider in the sidebar.",
+            )
         )
+        show_notice(notices[-1])
         return extractive_choice()
 
 
@@ -231,6 +253,8 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
 
 def render_answer(message: dict[str, Any]) -> None:
     """A kept answer: text, sources and the caption (marked when it came from the cache)."""
+    for notice in message.get("notices", []):
+        show_notice(notice)
     if message.get("low_relevance"):
         ui.low_relevance_warning()
     st.markdown(message["content"])

@@ -114,8 +114,34 @@ def test_local_model_answer_streams_and_repeats_come_from_cache(
         assert counter.calls == 1, "a repeated question must not call the model again"
         assert "cached answer" in at.chat_message[1].caption[-1].value
         assert at.chat_message[1].markdown[0].value == first.markdown[0].value
+
+        index = resources.index(resources.settings())
+        index.reindex(index.config)
+        at.session_state.messages = []
+        ask(at, "What date is on The Crazy Ones?")
+        assert counter.calls == 2, "a reindex must make cached answers stale"
+        assert "cached answer" not in at.chat_message[1].caption[-1].value
     finally:
         choice.chat_model.callbacks = None
+
+
+def test_spending_cap_reached_answers_without_the_model(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    """Over the daily cap, no OpenAI call is made (none could be: there is no network here)."""
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    monkeypatch.setenv("DOCQA_CAP_DAILY_USD", "0.01")
+    resources.ledger(resources.settings()).record(
+        "openai", "gpt-4o-mini", 100_000, 10_000, (0.15, 0.60), False
+    )
+    at = start()
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    ask(at, "Who are the crazy ones, the misfits and the rebels?")
+    [notice] = [i for i in at.info if "spending cap" in i.value]
+    assert "day spending cap ($0.01) is reached" in notice.value and "UTC" in notice.value
+    assert "Extractive" in at.chat_message[1].caption[-1].value
+    assert "misfits" in assistant_texts(at)[0].lower()
 
 
 def test_rate_limit_warns_and_does_not_answer(
