@@ -100,6 +100,8 @@ class LlamaCppChatModel(BaseChatModel):
     n_threads: int = LOCAL_N_THREADS
     temperature: float = 0.1
     max_tokens: int = 512
+    # Without it the 135M model tends to loop on one sentence until max_tokens.
+    repeat_penalty: float = 1.15
     # Having read <context>/<question>, SmolLM2 sometimes opens a tag of its own on a new line and
     # then repeats its answer until max_tokens; a line that starts with a tag is never the answer.
     stop: list[str] = Field(default_factory=lambda: ["\n<"])
@@ -167,6 +169,7 @@ class LlamaCppChatModel(BaseChatModel):
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "stop": [*self.stop, *(stop or [])],
+            "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
         }
 
     def _generate(
