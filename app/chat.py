@@ -70,6 +70,12 @@ if index.is_empty:
         samples = sorted(SAMPLES_DIR.glob("*.pdf"))
         ui.ingest_files(index, [(path.name, path.read_bytes()) for path in samples], key="uploader")
 
+elif not st.session_state.messages:
+    st.caption(
+        "Ask anything about your documents in the box below. Answers cite the file and page "
+        "they rest on; open *Sources* under an answer to read the passages."
+    )
+
 for message in st.session_state.messages:
     avatar = ui.USER_AVATAR if message["role"] == "user" else ui.ASSISTANT_AVATAR
     with st.chat_message(message["role"], avatar=avatar):
