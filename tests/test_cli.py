@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_docqa
 
 from app.cli import main
 
@@ -26,15 +27,7 @@ def data_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def docqa(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """Run `python -m app.cli ARGS` as its own process, as a user would."""
-    environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), **env}
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_docqa(*args, data_dir=data_dir, **env)
 
 
 def json_lines(text: str) -> list[dict]:

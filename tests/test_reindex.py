@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from cli_process import run_docqa
 
 from ingest.catalog import IndexConfig
 from ingest.index import COLLECTION_PREFIX, DocumentIndex
@@ -103,15 +104,7 @@ def test_searches_keep_answering_during_a_rebuild(index: DocumentIndex) -> None:
 
 
 def docqa(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), **env}
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_docqa(*args, data_dir=data_dir, timeout=300, **env)
     assert done.returncode == 0, done.stderr
     return done
 

@@ -14,11 +14,8 @@ LANGSMITH_* names, as a user would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import run_docqa
 from streamlit.testing.v1 import AppTest
 
 from app import resources
@@ -352,15 +350,7 @@ def test_the_chat_says_once_that_tracing_is_unavailable(
 
 def docqa(*args: str, data_dir: Path, **env: str) -> dict[str, Any]:
     """`docqa ARGS --json` in its own process, as a user would run it."""
-    environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), **env}
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", *args, "--json"],
-        cwd=REPO_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_docqa(*args, "--json", data_dir=data_dir, timeout=300, **env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
