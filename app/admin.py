@@ -280,7 +280,7 @@ with documents_tab:
                 f"removed: {', '.join(names)}.",
                 icon=":material/warning:",
             )
-            confirm, cancel = st.columns(2)
+            confirm, cancel = st.columns([1, 1, 4])[:2]
             confirm.button(
                 "Yes, delete",
                 type="primary",
@@ -292,7 +292,7 @@ with documents_tab:
             cancel.button("Cancel", on_click=cancel_delete, key="admin_cancel_delete")
         else:
             st.button(
-                f"Delete {len(selected)} selected…",
+                f"Delete {len(selected)} selected…" if selected else "Select rows to delete",
                 disabled=not selected,
                 on_click=ask_to_delete,
                 args=(selected,),
