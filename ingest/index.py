@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
-from ingest.chunking import split_document
+from ingest.chunking import embedding_text, split_document
 from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, load_document
 from ingest.ownership import DataDirLock
@@ -362,7 +362,16 @@ class DocumentIndex:
     def _write_chunks(self, store: Chroma, doc_id: str, chunks: list[Document]) -> None:
         ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in chunks]
         try:
-            store.add_documents(chunks, ids=ids)
+            vectors = store.embeddings.embed_documents([embedding_text(c) for c in chunks])
+            batch = self._client.get_max_batch_size()
+            for start in range(0, len(chunks), batch):
+                part = slice(start, start + batch)
+                store._collection.upsert(
+                    ids=ids[part],
+                    embeddings=vectors[part],
+                    documents=[chunk.page_content for chunk in chunks[part]],
+                    metadatas=[chunk.metadata for chunk in chunks[part]],
+                )
         except BaseException:
             self._delete_chunks(store, doc_id)
             raise

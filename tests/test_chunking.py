@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from ingest.chunking import split_document
+from ingest.chunking import document_title, embedding_text, split_document
 from ingest.loaders import load_document
 from ingest.records import LoadedDocument, Page
 
@@ -56,6 +56,7 @@ def test_chunks_carry_document_metadata_and_contiguous_indexes(
             "page": chunk.metadata["page"],
             "chunk_index": chunk.metadata["chunk_index"],
             "sha256": four_pages.sha256,
+            "title": document_title(four_pages),
         }
     pages = [c.metadata["page"] for c in chunks]
     assert pages == sorted(pages)
@@ -109,3 +110,16 @@ def test_blank_pages_give_no_chunks_and_keep_true_page_numbers() -> None:
 
     assert [(c.metadata["page"], c.metadata["chunk_index"]) for c in chunks] == [(3, 0)]
     assert chunks[0].page_content == "Only page three has text."
+
+
+def test_the_embedded_text_leads_with_the_document_title(
+    good_pdfs: Path, four_pages: LoadedDocument
+) -> None:
+    crazy = _load(good_pdfs, "crazyones-pdfa.pdf")
+    assert document_title(crazy) == "The Crazy Ones"
+    # pdflatex-4-pages.pdf opens with a line of prose, not a title: the file name stands in.
+    assert document_title(four_pages) == "pdflatex-4-pages"
+    _, second, *_ = split_document(four_pages, chunk_size=400, chunk_overlap=80)
+    assert embedding_text(second) == f"pdflatex-4-pages\n{second.page_content}"
+    [whole] = split_document(crazy, chunk_size=1000, chunk_overlap=100)
+    assert embedding_text(whole) == whole.page_content, "a chunk that opens with it keeps one title"
