@@ -207,7 +207,8 @@ def test_answer_streams_in_with_sources(page: Page) -> None:
     expect(sidebar(page).get_by_role("button", name="Clear chat")).to_be_enabled()
     # Question, answer and the opened sources in one view: from the top of the page.
     wait_idle(page)
-    page.locator(".stMain").evaluate("main => main.scrollTo(0, 0)")
+    # Streamlit keeps a chat pinned to its end; scroll the question itself into view.
+    messages(page).first.scroll_into_view_if_needed()
     expect(messages(page).first).to_be_in_viewport()
     snap(page, "03-answer-with-sources", readme="chat.png")
 
