@@ -177,9 +177,7 @@ def respond(
         message["notice"] = tracing.notice
         st.session_state.tracing_notice_shown = True
     keep(question, message)
-    ui.source_list(message["sources"])
-    st.caption(ui.answer_caption(result.provider, result.model, cached=False))
-    answer_footer(message)
+    answer_details(message)
     return message
 
 
@@ -243,7 +241,6 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
         "provider": result.provider,
         "model": result.model,
         "prompt": result.prompt_messages,
-        "run_id": result.run_id,
         "low_relevance": result.low_relevance,
         # The trace the links open, and the record feedback is kept on (a cache hit's own).
         "trace_id": result.run_id,
@@ -258,6 +255,11 @@ def render_answer(message: dict[str, Any]) -> None:
     if message.get("low_relevance"):
         ui.low_relevance_warning()
     st.markdown(message["content"])
+    answer_details(message)
+
+
+def answer_details(message: dict[str, Any]) -> None:
+    """What follows an answer's text: its sources, who answered, trace links and feedback."""
     ui.source_list(message.get("sources", []))
     if "provider" in message:
         st.caption(

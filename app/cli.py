@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app.text import snippet
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
@@ -195,7 +196,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for number, hit in enumerate(hits, start=1):
         print(f"[{number}] {hit.source}, page {hit.page} (score {hit.score:.2f})")
-        print(f"    {_snippet(hit.text)}")
+        print(f"    {snippet(hit.text, 160)}")
     return 0
 
 
@@ -450,11 +451,6 @@ def _print_reports(reports: dict[str, EvalReport], figures: dict[str, Any]) -> N
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _snippet(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def _print_json(value: Any, indent: int | None = None) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.text import snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
 from llm.chat_models import available_providers
@@ -80,7 +81,7 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
                 f"**[{source['number']}] {source['source']}**, page {source['page']} "
                 f"· similarity {source['score']:.2f}"
             )
-            st.caption(_snippet(source["text"]))
+            st.caption(snippet(source["text"], 400))
 
 
 def answer_caption(provider: str, model: str, cached: bool) -> str:
@@ -100,11 +101,6 @@ def trace_links(trace_id: str, langsmith_url: str | None) -> None:
         )
         if langsmith_url:
             st.page_link(langsmith_url, label="View in LangSmith", icon=":material/open_in_new:")
-
-
-def _snippet(text: str, limit: int = 400) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def document_uploader(settings: Settings, key: str) -> list[Any]:
