@@ -132,7 +132,9 @@ def respond(
         )
         return None
     choice = capped_choice(settings, choice, notices)
-    pipeline = build_pipeline(settings, cached_search(index, settings.search_mode), choice)
+    pipeline = build_pipeline(
+        settings, cached_search(index, settings.search_mode), choice, index.embed_texts
+    )
     tracing = resources.tracing(settings)
     config = answer_config(
         tracing,
@@ -228,8 +230,13 @@ def stream_answer(
     waiting = st.empty()
     waiting.caption(":material/edit_note: Writing the answer…")
     rest: list[Any] = []
-    st.write_stream(ui.text_only(events, Token, rest, on_first=waiting.empty))
+    draft = st.empty()
+    with draft.container():
+        st.write_stream(ui.text_only(events, Token, rest, on_first=waiting.empty))
     result = next(event.result for event in rest if isinstance(event, Finished))
+    # The draft gives way to the checked answer: citations fixed, unsupported sentences marked.
+    with draft.container():
+        ui.answer_text(assistant_message(result))
     return result
 
 
@@ -242,10 +249,26 @@ def assistant_message(result: AnswerResult) -> dict[str, Any]:
         "model": result.model,
         "prompt": result.prompt_messages,
         "low_relevance": result.low_relevance,
+        **(_attribution_fields(result)),
         # The trace the links open, and the record feedback is kept on (a cache hit's own).
         "trace_id": result.run_id,
         "entry_id": result.run_id,
     }
+
+
+def _attribution_fields(result: AnswerResult) -> dict[str, Any]:
+    if result.attribution is None:
+        return {}
+    data = result.attribution.to_json()
+    by_number = {source.number: source for source in result.sources}
+    cited = [
+        {"number": n, "source": by_number[n].source, "page": by_number[n].page}
+        for n in result.attribution.cited
+        if n in by_number
+    ]
+    # An extractive answer is made of quotes already: repeating them below would say it twice.
+    evidence = [] if result.provider == "extractive" else data["evidence"]
+    return {"sentences": data["sentences"], "evidence": evidence, "cited": cited}
 
 
 def render_answer(message: dict[str, Any]) -> None:
@@ -254,7 +277,7 @@ def render_answer(message: dict[str, Any]) -> None:
         show_notice(notice)
     if message.get("low_relevance"):
         ui.low_relevance_warning()
-    st.markdown(message["content"])
+    ui.answer_text(message)
     answer_details(message)
 
 

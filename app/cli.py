@@ -17,17 +17,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.text import snippet
+from app.text import evidence_line, snippet
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
-from llm.answer import AnswerResult, Finished, Source, Token
+from llm.answer import AnswerResult, Source
+from llm.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
 from llm.chat_models import build_chat_model
 from llm.components import build_index, build_pipeline, index_config
 from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
-from llm.local_model import LocalModelMissing
+from llm.local_models import LocalModelMissing
 from llm.search import SEARCH_MODES, SearchMode, make_search
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore, app_trace_url
@@ -125,9 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="search mode to score (default: the search_mode setting)",
     )
     modes.add_argument(
-        "--compare", action="store_true", help="score every search mode side by side, one ingest"
+        "--compare",
+        nargs="?",
+        const="",
+        metavar="PROVIDER",
+        help="retrieval: score every search mode side by side; with --answers: also answer with "
+        "PROVIDER (default extractive) as the baseline, in the same run",
     )
-    _json_flag(evaluation, "a JSON object with per-question ranks")
+    evaluation.add_argument(
+        "--answers",
+        action="store_true",
+        help="score answers against DIR/answers.jsonl: correct, cited, supported, first-token time",
+    )
+    evaluation.add_argument(
+        "--provider",
+        dest="llm_provider",
+        choices=("openai", "local", "extractive"),
+        help="with --answers: the provider to score (default: the llm_provider setting)",
+    )
+    _json_flag(evaluation, "a JSON object with per-question results")
     evaluation.set_defaults(run=cmd_eval)
     return parser
 
@@ -207,7 +224,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             choice = build_chat_model(settings)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        pipeline = build_pipeline(settings, make_search(index, settings.search_mode), choice)
+        pipeline = build_pipeline(
+            settings, make_search(index, settings.search_mode), choice, index.embed_texts
+        )
         tracing = build_tracing(settings)
         config = answer_config(
             tracing,
@@ -218,22 +237,26 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             top_k=settings.top_k,
             index_version=index.version,
         )
-        finished = None
-        for event in pipeline.stream(args.question, [], config):
-            if isinstance(event, Token) and not args.json:
-                sys.stdout.write(event.text)
-                sys.stdout.flush()
-            elif isinstance(event, Finished):
-                finished = event
-    assert finished is not None, "the answer pipeline ended without a Finished event"
-    result = finished.result
+        _say("Searching your documents and writing the answer…")
+        result = pipeline.answer(args.question, [], config)
     trace_url = _keep_trace(result, settings, tracing)
     if args.json:
         _print_json(_answer_json(result, trace_url), indent=2)
         return 0
-    print("\n")
+    print(result.answer.strip())
+    attribution = result.attribution
+    if attribution and attribution.unsupported:
+        print("\nNot found in your documents:")
+        for sentence in attribution.sentences:
+            if sentence.unsupported:
+                print(f"  - {snippet(sentence.text, 200)}")
+    if attribution and attribution.evidence and result.provider != "extractive":
+        print("\nEvidence:")
+        for evidence in attribution.evidence:
+            print(f"  {evidence_line(asdict(evidence))}")
+    print("\nSources:")
     for source in result.sources:
-        print(f"[{source.number}] {source.source}, page {source.page}")
+        print(f"  [{source.number}] {source.source}, page {source.page}")
     _say(f"({result.provider} · {result.model}) trace: {trace_url}")
     return 0
 
@@ -272,30 +295,58 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"{args.dir} needs a docs/ folder and a qa.jsonl file")
     if args.k < max(REPORTED_RECALLS):
         raise CommandError(f"--k must be at least {max(REPORTED_RECALLS)}")
+    if args.compare and not args.answers:
+        raise CommandError("--compare PROVIDER goes with --answers; alone it takes no value")
     try:
         questions = load_questions(qa_file)
+        keys = load_answer_keys(args.dir / "answers.jsonl") if args.answers else {}
+    except FileNotFoundError:
+        raise CommandError(f"--answers needs {args.dir / 'answers.jsonl'}") from None
     except ValueError as error:
         raise CommandError(str(error)) from None
-    paths = expand_paths([docs])
     # A fresh embedded store, so the figures never depend on (or touch) the user's own index.
     with tempfile.TemporaryDirectory(prefix="docqa-eval-", ignore_cleanup_errors=True) as scratch:
         scratch_settings = settings.model_copy(
             update={"data_dir": Path(scratch), "chroma_url": None}
         )
         with _opened_index(scratch_settings) as index:
-            started = time.monotonic()
-            added = index.add_files(
-                [(path.name, path.read_bytes()) for path in paths],
-                on_progress=_progress_printer("indexing"),
-            )
-            ingest_s = time.monotonic() - started
-            modes = SEARCH_MODES if args.compare else (settings.search_mode,)
-            reports = {mode: _evaluate_mode(index, mode, questions, args.k) for mode in modes}
-            stats = index.stats()
+            figures = _index_eval_docs(index, expand_paths([docs]))
+            if args.answers:
+                baseline = (args.compare or "extractive") if args.compare is not None else None
+                reports = _evaluate_answers(index, settings, questions, keys, baseline)
+            else:
+                modes = SEARCH_MODES if args.compare is not None else (settings.search_mode,)
+                retrieval = {m: _evaluate_mode(index, m, questions, args.k) for m in modes}
+    if args.answers:
+        figures["answers"] = [report.to_json() for report in reports]
+        if args.json:
+            _print_json(figures, indent=2)
+        else:
+            _print_answer_reports(reports, figures)
+        return 0
+    if args.compare is not None:
+        figures["modes"] = {mode: report.to_json() for mode, report in retrieval.items()}
+    else:
+        figures.update(mode=settings.search_mode, **retrieval[settings.search_mode].to_json())
+    if args.json:
+        _print_json(figures, indent=2)
+    else:
+        _print_reports(retrieval, figures)
+    return 0
+
+
+def _index_eval_docs(index: DocumentIndex, paths: Sequence[Path]) -> dict[str, Any]:
+    started = time.monotonic()
+    added = index.add_files(
+        [(path.name, path.read_bytes()) for path in paths],
+        on_progress=_progress_printer("indexing"),
+    )
+    ingest_s = time.monotonic() - started
     for result in added:
         if result.status == "failed":
             _say(f"docqa: {result.file} was not indexed: {result.error}")
-    figures: dict[str, Any] = {
+    stats = index.stats()
+    return {
         "documents": stats.documents,
         "chunks": stats.chunks,
         "embedding_model": stats.config.embedding_model,
@@ -303,15 +354,74 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         "chunk_overlap": stats.config.chunk_overlap,
         "ingest_s": round(ingest_s, 1),
     }
-    if args.compare:
-        figures["modes"] = {mode: report.to_json() for mode, report in reports.items()}
-    else:
-        figures.update(mode=settings.search_mode, **reports[settings.search_mode].to_json())
-    if args.json:
-        _print_json(figures, indent=2)
-    else:
-        _print_reports(reports, figures)
-    return 0
+
+
+def _evaluate_answers(
+    index: DocumentIndex,
+    settings: Settings,
+    questions: Sequence[Question],
+    keys: dict[str, AnswerKey],
+    baseline: str | None,
+) -> list[AnswerReport]:
+    """The configured provider's answers, then the baseline's, each judged against the keys."""
+    providers = [settings]
+    if baseline is not None:
+        providers.append(settings.model_copy(update={"llm_provider": baseline}))
+    search = make_search(index, settings.search_mode)
+    reports = []
+    for current in providers:
+        try:
+            choice = build_chat_model(current)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        pipeline = build_pipeline(current, search, choice, index.embed_texts)
+        # One unscored answer first: loading the model and its first prompt are start-up costs,
+        # paid once per process, not per question.
+        pipeline.answer(questions[0].question)
+        _say(f"answering {len(keys)} questions with {choice.provider} · {choice.model}")
+        reports.append(
+            evaluate_answers(
+                pipeline.answer,
+                questions,
+                keys,
+                choice.provider,
+                choice.model,
+                on_answer=lambda o: _say(
+                    f"  {o.question.id}: {'correct' if o.correct else 'wrong'}"
+                    f"{', cites the gold page' if o.cites_gold else ''} ({o.total_s:.1f} s)"
+                ),
+            )
+        )
+    return reports
+
+
+def _print_answer_reports(reports: Sequence[AnswerReport], figures: dict[str, Any]) -> None:
+    """One row per provider, then each question's verdict under every provider."""
+    print(
+        f"Answers to {len(reports[0].outcomes)} questions over {figures['documents']} documents "
+        f"({figures['chunks']} chunks)"
+    )
+    print(
+        f"  {'provider · model':<40}{'correct':>8}{'cites':>7}{'gold page':>10}"
+        f"{'unsupported':>12}{'first token p50/p95':>21}{'total p50/p95':>16}"
+    )
+    for r in reports:
+        print(
+            f"  {f'{r.provider} · {r.model}':<40}{r.correct:>8.2f}{r.cites_any:>7.2f}"
+            f"{r.cites_gold:>10.2f}{r.unsupported_share:>11.0%} "
+            f"{r.seconds('first_token_s', 50):>11.1f} / {r.seconds('first_token_s', 95):<5.1f} s"
+            f"{r.seconds('total_s', 50):>7.1f} / {r.seconds('total_s', 95):<5.1f} s"
+        )
+    print("Per question (C = correct, G = cites a gold page, U = unsupported sentences):")
+    for number, outcome in enumerate(reports[0].outcomes):
+        marks = []
+        for r in reports:
+            o = r.outcomes[number]
+            marks.append(
+                f"{'C' if o.correct else '-'}{'G' if o.cites_gold else '-'}"
+                f"{o.unsupported if o.unsupported else '-'}"
+            )
+        print(f"  {outcome.question.id:<6}" + "".join(f"{m:>6}" for m in marks))
 
 
 def _evaluate_mode(
@@ -365,6 +475,7 @@ def _answer_json(result: AnswerResult, trace_url: str) -> dict[str, Any]:
         "model": result.model,
         "usage": result.usage,
         "low_relevance": result.low_relevance,
+        "attribution": result.attribution.to_json() if result.attribution else None,
         "trace_id": result.run_id,
         "trace_url": trace_url,
     }

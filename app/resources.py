@@ -22,6 +22,8 @@ _INDEX_FIELDS = {"data_dir", "chroma_url"}
 _MODEL_FIELDS = {
     "llm_provider",
     "llm_model",
+    "local_model",
+    "models_dir",
     "temperature",
     "max_answer_tokens",
     "context_window",

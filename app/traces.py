@@ -112,7 +112,33 @@ def show_trace(record: TraceRecord, tracing: Tracing | None, store: TraceStore) 
         st.caption("No prompt: this answer quotes the chunks without calling a model.")
 
     st.subheader("Answer", anchor=False)
-    st.markdown(record.answer)
+    attribution = record.attribution or {}
+    ui.answer_text(
+        {
+            "content": record.answer,
+            "sentences": attribution.get("sentences"),
+            "evidence": attribution.get("evidence", []),
+        }
+    )
+    if claims := attribution.get("claims"):
+        st.caption(
+            f"Sentences checked against the chunks: {claims} making a claim, "
+            f"{attribution['unsupported']} not supported by any chunk."
+        )
+        st.dataframe(
+            [
+                {
+                    "sentence": row["text"],
+                    "supported": row["supported"] if row["claim"] else None,
+                    "cites": ", ".join(f"[{n}]" for n in row["citations"]),
+                    "support score": row["score"],
+                }
+                for row in attribution["sentences"]
+                if row["text"]
+            ],
+            hide_index=True,
+            column_config={"support score": st.column_config.NumberColumn(format="%.2f")},
+        )
     feedback = feedback_label(record)
     st.caption(f"Feedback: {feedback}" if feedback else "No feedback given.")
     langsmith_link(record, tracing, store)

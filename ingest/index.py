@@ -305,6 +305,10 @@ class DocumentIndex:
                 raise
             return action()
 
+    def embed_texts(self, texts: list[str]) -> list[list[float]]:
+        """Vectors of short texts by the index's own embedder (e.g. to compare answer sentences)."""
+        return self._embeddings.embed_documents(texts)
+
     def _query_vector(self, query: str) -> list[float]:
         """The query's embedding; hybrid search asks twice (vector half, then similarities)."""
         embeddings = self._embeddings

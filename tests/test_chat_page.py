@@ -44,6 +44,17 @@ def assistant_texts(at: AppTest) -> list[str]:
     return [m.markdown[0].value for m in at.chat_message if m.name == "assistant"]
 
 
+def visible_text(node) -> list[str]:
+    """Text of the elements under `node` that show without a click (not inside an expander)."""
+    if getattr(node, "type", None) == "expander":
+        return []
+    children = getattr(node, "children", None)
+    if children is None:
+        value = getattr(node, "value", None)
+        return [value] if isinstance(value, str) else []
+    return [text for child in children.values() for text in visible_text(child)]
+
+
 def test_empty_index_says_what_to_do_and_loads_samples(chat_env: Path) -> None:
     at = start()
     assert "No documents yet" in at.info[0].value
@@ -70,6 +81,10 @@ def test_upload_ask_sources_and_clear(chat_env: Path, good_pdfs: Path, bad_pdfs:
     ask(at, "Who are the crazy ones, the misfits and the rebels?")
     answer = assistant_texts(at)[0]
     assert "[1]" in answer and "misfits" in answer.lower()
+    # The quote and where it stands (file and page) show without opening anything.
+    shown = "\n".join(visible_text(at.chat_message[1]))
+    assert "misfits" in shown.lower() and "[1] crazyones-pdfa.pdf, page 1" in shown
+    assert "similarity" not in shown  # the full source list stays in its closed expander
     sources = at.chat_message[1].expander[0]
     assert sources.label.startswith("Sources")
     assert "crazyones-pdfa.pdf" in sources.markdown[0].value

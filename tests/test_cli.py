@@ -74,6 +74,8 @@ def test_end_to_end_in_separate_processes(data_dir: Path, good_pdfs: Path, bad_p
     assert ("multicolumn.pdf", 3) in {(s["source"], s["page"]) for s in answer["sources"]}
     assert set(answer["sources"][0]) == set(hits[0])
     assert {"model", "usage"} <= set(answer)
+    checked = answer["attribution"]
+    assert checked["claims"] >= 1 and checked["unsupported"] == 0
 
     again = docqa("add", str(good_pdfs / "multicolumn.pdf"), "--json", data_dir=data_dir)
     assert again.returncode == 0
@@ -185,7 +187,7 @@ def test_add_search_and_reindex_in_process(
 
 
 @pytest.mark.slow
-def test_ask_streams_a_local_model_answer_then_the_sources(
+def test_ask_prints_the_checked_answer_then_its_evidence_and_sources(
     data_env: Path, good_pdfs: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
@@ -198,10 +200,10 @@ def test_ask_streams_a_local_model_answer_then_the_sources(
 
     assert main(["ask", "What is the capital of Austria?"]) == 0
     captured = capsys.readouterr()
-    answer, _, sources = captured.out.partition("\n\n")
+    answer, _, rest = captured.out.partition("\n\n")
     assert answer.strip()
-    assert "multicolumn.pdf, page 3" in sources
-    assert sources.lstrip().startswith("[1] multicolumn.pdf")
+    _, _, sources = rest.partition("Sources:\n")
+    assert sources.lstrip().startswith("[1] multicolumn.pdf, page 3")
     assert "local" in captured.err
 
 

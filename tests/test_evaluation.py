@@ -76,8 +76,8 @@ def test_report_json_lists_every_question() -> None:
     assert figures["per_question"][2]["top_source"] == "a.pdf"
 
 
-def test_loads_the_shared_question_set(shared_dir: Path) -> None:
-    questions = load_questions(shared_dir / "eval" / "qa.jsonl")
+def test_loads_the_shared_question_set(fixtures_dir: Path) -> None:
+    questions = load_questions(fixtures_dir / "eval" / "qa.jsonl")
 
     assert len(questions) == 25
     assert all(question.pages and question.source.endswith(".pdf") for question in questions)

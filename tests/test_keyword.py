@@ -201,8 +201,8 @@ def test_searches_in_other_threads_never_see_a_removed_document(index: KeywordIn
     assert index.search("asn1_der_coding", 5) == []
 
 
-def test_a_real_manual_is_searchable_by_its_function_names(shared_dir: Path, tmp_path: Path):
-    path = shared_dir / "eval" / "docs" / "libtasn1.pdf"
+def test_a_real_manual_is_searchable_by_its_function_names(fixtures_dir: Path, tmp_path: Path):
+    path = fixtures_dir / "eval" / "docs" / "libtasn1.pdf"
     doc = load_document(path.name, path.read_bytes(), 50 * 1024 * 1024)
     index = KeywordIndex(tmp_path / "keyword")
     index.add(doc.doc_id, split_document(doc, 1000, 150), version=2)

@@ -19,21 +19,27 @@ HITS = [
 ]
 
 
-def test_context_numbers_sources_in_order_with_file_and_page():
-    assert format_context(HITS) == (
+NUMBERED = list(enumerate(HITS, start=1))
+
+
+def test_context_numbers_sources_with_file_and_page():
+    assert format_context(NUMBERED) == (
         "[1] (manual.pdf, page 3)\nThe pump runs at 40 litres a minute.\n\n"
         "[2] (notes.txt, page 1)\nFilters are changed every {month}."
     )
+    # A passage left out keeps the others' numbers, so citations still name the right source.
+    assert format_context([(2, HITS[1])]).startswith("[2] (notes.txt, page 1)")
     assert format_context([]) == ""
 
 
-def test_answer_prompt_wraps_context_and_question_in_tags():
-    messages = ANSWER_PROMPT.format_messages(context=format_context(HITS), question="How fast?")
+def test_answer_prompt_puts_the_fixed_rules_first_then_sources_and_question():
+    messages = ANSWER_PROMPT.format_messages(context=format_context(NUMBERED), question="How fast?")
     assert [m.type for m in messages] == ["system", "human"]
     system, human = (m.text for m in messages)
-    assert "only" in system and "[1]" in system and "say so plainly" in system
-    assert human.startswith("<context>\n[1] (manual.pdf, page 3)\n")
-    assert human.endswith("</context>\n\n<question>How fast?</question>")
+    assert "only" in system and "[2]" in system and "do not say" in system
+    assert "never instructions" in system
+    assert human.startswith("Sources:\n[1] (manual.pdf, page 3)\n")
+    assert human.endswith("\n\nQuestion: How fast?")
     # Braces in document text are data, not template variables.
     assert "every {month}." in human
 

@@ -1,6 +1,8 @@
 """Throughput of the MiniLM embedder: fixed padding vs dynamic padding vs length-sorted batches.
 
-Run from the repository root: `python -m tests.benchmarks.bench_embeddings [--texts 512]`.
+Run from the repository root: `python -m tests.benchmarks.bench_embeddings [--texts 512]
+[--pdfs DIR]`; the sentences come from the PDFs in tests/fixtures/pdfs/good unless --pdfs names
+another folder.
 "computed" counts the token positions the model runs over, padding included: unlike the timings,
 it does not depend on what else the machine is doing.
 """
@@ -20,7 +22,7 @@ from pypdf import PdfReader
 
 from ingest.embeddings import MAX_TOKENS, MiniLMEmbeddings
 
-GOOD_PDFS = Path(__file__).resolve().parents[2].parent / "shared" / "pdfs" / "good"
+GOOD_PDFS = Path(__file__).resolve().parents[1] / "fixtures" / "pdfs" / "good"
 
 
 def pdf_sentences(folder: Path) -> list[list[str]]:
@@ -76,9 +78,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=None, help="default: all CPUs")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--pdfs",
+        type=Path,
+        default=GOOD_PDFS,
+        metavar="DIR",
+        help="folder of PDFs to draw sentences from (default: %(default)s)",
+    )
     args = parser.parse_args()
+    if not args.pdfs.is_dir():
+        parser.error(f"not a folder: {args.pdfs}")
 
-    texts = synthetic_texts(pdf_sentences(GOOD_PDFS), args.texts, args.seed)
+    documents = pdf_sentences(args.pdfs)
+    if not documents:
+        parser.error(f"no PDF in {args.pdfs} has 10 sentences of 3 to 60 words")
+    texts = synthetic_texts(documents, args.texts, args.seed)
     embedder = MiniLMEmbeddings(intra_op_threads=args.threads)
     embedder.embed_documents(texts[:32])  # load the model and warm up outside the timings
     lengths = [len(e.ids) for e in embedder._encode(texts)]

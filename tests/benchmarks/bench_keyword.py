@@ -2,7 +2,8 @@
 
 Synthetic chunks draw words with the frequencies of the development-set manuals, ~1000 characters
 each, 100 chunks per document. Run from the repository root:
-`python -m tests.benchmarks.bench_keyword [--sizes 10000 100000] [--queries 200]`.
+`python -m tests.benchmarks.bench_keyword [--sizes 10000 100000] [--queries 200] [--docs DIR]`;
+the manuals are the PDFs in tests/fixtures/eval/docs unless --docs names another folder.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pypdf import PdfReader
 
 from ingest.keyword import KeywordIndex
 
-EVAL_DOCS = Path(__file__).resolve().parents[2].parent / "shared" / "eval" / "docs"
+EVAL_DOCS = Path(__file__).resolve().parents[1] / "fixtures" / "eval" / "docs"
 CHUNKS_PER_DOC = 100
 WORDS_PER_CHUNK = 150
 
@@ -106,9 +107,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=EVAL_DOCS,
+        metavar="DIR",
+        help="folder of PDFs whose word frequencies the chunks use (default: %(default)s)",
+    )
     args = parser.parse_args()
-    words, p = word_frequencies(EVAL_DOCS)
-    print(f"vocabulary {len(words)} words from {EVAL_DOCS}")
+    if not any(args.docs.glob("*.pdf")):
+        parser.error(f"no PDF files in {args.docs}")
+    words, p = word_frequencies(args.docs)
+    print(f"vocabulary {len(words)} words from {args.docs}")
     for size in args.sizes:
         bench(size, args.queries, words, p)
 

@@ -4,10 +4,12 @@ threshold, and search latency at 10,000 and 100,000 chunks.
 Run from the repository root: `python -m tests.benchmarks.bench_retrieval` (about 10 minutes on 2
 cores; `--skip-latency`, `--configs 1000/150`, `--sizes 10000` make it shorter, `--keep DIR`
 reuses the built indexes between runs, `--llm-rerank` adds the local model as a re-ranker, which
-takes several more minutes).
+takes several more minutes, `--eval-dir DIR` uses another development set laid out like
+tests/fixtures/eval: docs/ and qa.jsonl).
 
-Quality: every file of ../shared/eval/docs is indexed once per chunk configuration with the real
-DocumentIndex; each question's rank is the first result on a right page (see its README).
+Quality: every file of the development set's docs/ (tests/fixtures/eval/docs) is indexed once per
+chunk configuration with the real DocumentIndex; each question's rank is the first result on a
+right page (see its README).
 Re-rankers reorder the same fused candidates the product's hybrid search fuses (depth 20 a half).
 
 Low relevance: the best passage's cosine similarity (hybrid, top_k passages) for the development
@@ -47,7 +49,7 @@ from llm.search import FUSION_DEPTH, SEARCH_MODES, SearchFn, make_search
 from llm.settings import Settings
 from tests.benchmarks.bench_keyword import synthetic_docs, word_frequencies
 
-EVAL_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "eval"
+EVAL_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "eval"
 CONFIGS = ("500/75", "800/120", "1000/150", "1500/200")
 DEFAULTS = Settings.model_fields
 DEFAULT_CONFIG = f"{DEFAULTS['chunk_size'].default}/{DEFAULTS['chunk_overlap'].default}"
@@ -189,8 +191,9 @@ def split_with_page_carry(doc: LoadedDocument, chunk_size: int, chunk_overlap: i
 
 
 @contextmanager
-def eval_index(config: str, keep: Path | None) -> Iterator[DocumentIndex]:
-    """The development documents indexed with `config`: "size/overlap", "+carry" for the variant."""
+def eval_index(eval_dir: Path, config: str, keep: Path | None) -> Iterator[DocumentIndex]:
+    """The documents of `eval_dir`/docs indexed with `config`: "size/overlap", "+carry" for the
+    variant."""
     name = config.replace("/", "-").replace("+", "-")
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as scratch:
         folder = (keep or Path(scratch)) / f"eval-{name}"
@@ -206,7 +209,7 @@ def eval_index(config: str, keep: Path | None) -> Iterator[DocumentIndex]:
             if fresh:
                 splitter = split_with_page_carry if config.endswith("+carry") else split_document
                 with mock.patch("ingest.index.split_document", splitter):
-                    index.add_paths(expand_paths([EVAL_DIR / "docs"]))
+                    index.add_paths(expand_paths([eval_dir / "docs"]))
             yield index
         finally:
             index.close()
@@ -220,8 +223,8 @@ def score(search: SearchFn, questions: Sequence[Question]) -> EvalReport:
     return evaluate(search, questions, 10)
 
 
-def quality(configs: Sequence[str], keep: Path | None, llm_rerank: bool) -> None:
-    questions = load_questions(EVAL_DIR / "qa.jsonl")
+def quality(eval_dir: Path, configs: Sequence[str], keep: Path | None, llm_rerank: bool) -> None:
+    questions = load_questions(eval_dir / "qa.jsonl")
     rerankers: dict[str, Reranker] = {"mmr": rerank_mmr, "convex": rerank_convex}
     if llm_rerank:
         rerankers["local-model"] = LocalModelReranker()
@@ -231,7 +234,7 @@ def quality(configs: Sequence[str], keep: Path | None, llm_rerank: bool) -> None
     print(f"{'chunks':<15}{'chunk count':>12}  {'search':<20}{'r@1':>6}{'r@5':>6}{'MRR@10':>8}"
           f"{'p50 ms':>8}{'p95 ms':>8}  ranks")  # fmt: skip
     for config in configs:
-        with eval_index(config, keep) as index:
+        with eval_index(eval_dir, config, keep) as index:
             searches: dict[str, SearchFn] = {
                 mode: make_search(index, mode) for mode in SEARCH_MODES
             }
@@ -249,9 +252,9 @@ def quality(configs: Sequence[str], keep: Path | None, llm_rerank: bool) -> None
                 )
 
 
-def calibration(keep: Path | None) -> None:
-    questions = load_questions(EVAL_DIR / "qa.jsonl")
-    with eval_index(DEFAULT_CONFIG, keep) as index:
+def calibration(eval_dir: Path, keep: Path | None) -> None:
+    questions = load_questions(eval_dir / "qa.jsonl")
+    with eval_index(eval_dir, DEFAULT_CONFIG, keep) as index:
         search = make_search(index, DEFAULTS["search_mode"].default)
         answerable = sorted(max(h.score for h in search(q.question, TOP_K)) for q in questions)
         absent = sorted(max(h.score for h in search(q, TOP_K)) for q in OFF_TOPIC)
@@ -278,9 +281,10 @@ def calibration(keep: Path | None) -> None:
 # -- latency -------------------------------------------------------------------------------------
 
 
-def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int) -> None:
-    """`size` synthetic chunks written straight into the index's Chroma and BM25 halves."""
-    words, p = word_frequencies(EVAL_DIR / "docs")
+def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: Path) -> None:
+    """`size` synthetic chunks written straight into the index's Chroma and BM25 halves, their
+    words drawn with the frequencies of the PDFs in `docs`."""
+    words, p = word_frequencies(docs)
     rng = np.random.default_rng(seed)
     version = index.version
     for number, texts in enumerate(synthetic_docs(size, words, p, seed)):
@@ -306,9 +310,9 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int) -> Non
     index._keyword.refresh()
 
 
-def latency(sizes: Sequence[int], keep: Path | None, rounds: int) -> None:
-    questions = [q.question for q in load_questions(EVAL_DIR / "qa.jsonl")] + list(OFF_TOPIC)
-    with eval_index(DEFAULT_CONFIG, keep) as index:
+def latency(eval_dir: Path, sizes: Sequence[int], keep: Path | None, rounds: int) -> None:
+    questions = [q.question for q in load_questions(eval_dir / "qa.jsonl")] + list(OFF_TOPIC)
+    with eval_index(eval_dir, DEFAULT_CONFIG, keep) as index:
         stored = index._store._collection.get(include=["embeddings"])
         centres = np.asarray(stored["embeddings"], dtype=np.float32)
     print(f"\nSearch latency, {len(questions)} questions x {rounds} rounds, top {TOP_K}")
@@ -323,7 +327,7 @@ def latency(sizes: Sequence[int], keep: Path | None, rounds: int) -> None:
             )
             try:
                 started = time.monotonic()
-                fill(index, size, centres, seed=size)
+                fill(index, size, centres, seed=size, docs=eval_dir / "docs")
                 filled_s = time.monotonic() - started
                 searches = {mode: make_search(index, mode) for mode in ("vector", "hybrid")}
                 timings: dict[str, list[float]] = {mode: [] for mode in searches}
@@ -353,18 +357,32 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=[*CONFIGS, f"{DEFAULT_CONFIG}+carry"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--keep", type=Path, help="folder to keep the dev-set indexes in")
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        default=EVAL_DIR,
+        metavar="DIR",
+        help="development set with docs/ and qa.jsonl (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="folder to keep the dev-set indexes in; reused as built, so one per --eval-dir",
+    )
     parser.add_argument("--llm-rerank", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    for needed in (args.eval_dir / "docs", args.eval_dir / "qa.jsonl"):
+        if not needed.exists():
+            parser.error(f"{args.eval_dir} is not a development set: {needed} is missing")
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     if not args.skip_quality:
-        quality(args.configs, args.keep, args.llm_rerank)
-        calibration(args.keep)
+        quality(args.eval_dir, args.configs, args.keep, args.llm_rerank)
+        calibration(args.eval_dir, args.keep)
     if not args.skip_latency:
-        latency(args.sizes, args.keep, args.rounds)
+        latency(args.eval_dir, args.sizes, args.keep, args.rounds)
 
 
 if __name__ == "__main__":

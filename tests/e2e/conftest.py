@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from llm.settings import DEFAULT_LOCAL_MODEL
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # Debian's packages: Playwright's own browser download cannot work on a closed network. The emoji
@@ -165,10 +167,14 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The product's default offline set-up: the local model, answers kept short for speed."""
+    """The product's default offline set-up: the default local model, answers kept short."""
     server = start_server(
         tmp_path_factory.mktemp("chat_server"),
-        {"DOCQA_LLM_PROVIDER": "local", "DOCQA_MAX_ANSWER_TOKENS": "64"},
+        {
+            "DOCQA_LLM_PROVIDER": "local",
+            "DOCQA_LOCAL_MODEL": DEFAULT_LOCAL_MODEL,
+            "DOCQA_MAX_ANSWER_TOKENS": "128",
+        },
     )
     yield server
     stop_server(server)

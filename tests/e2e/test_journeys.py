@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from llm.local_models import model_label
+from llm.settings import DEFAULT_LOCAL_MODEL
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # The first upload loads the embedding model and every rerun redraws the page: be patient.
 expect.set_options(timeout=60_000)
@@ -199,7 +202,16 @@ def test_answer_streams_in_with_sources(page: Page) -> None:
     answer = ask(page, "Who are the crazy ones?")
     partial = watch_stream(answer)
     assert len(partial) >= 2, f"the answer did not stream in: {partial}"
-    expect(answer.get_by_test_id("stCaptionContainer").last).to_contain_text("SmolLM2")
+    expect(answer.get_by_test_id("stCaptionContainer").last).to_contain_text(
+        model_label(DEFAULT_LOCAL_MODEL)
+    )
+    # The evidence shows without a click: a quote of the passage, with its file and page.
+    expect(answer.get_by_text("From your documents")).to_be_visible()
+    quote = answer.get_by_test_id("stMarkdownContainer").filter(
+        has_text="crazyones-pdfa.pdf, page 1"
+    )
+    expect(quote.first).to_be_visible()
+    expect(quote.first).to_contain_text("“")
     sources = answer.get_by_test_id("stExpander")
     sources.get_by_text("Sources (").click()
     expect(sources).to_contain_text("crazyones-pdfa.pdf")

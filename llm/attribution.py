@@ -1,0 +1,338 @@
+"""Every answer sentence matched to the passages that support it: citations fixed, claims checked.
+
+Support is measured twice, because each check alone is fooled: word overlap misses paraphrase, and
+embedding similarity rates a sentence about the same topic as "supported" even when its facts are
+invented. A sentence is supported by a passage when enough of its content words (and every name
+written like code, e.g. `read.fwf`) occur in that passage, or when fewer do but the sentence and the
+passage's closest sentence also mean the same by the embedder already loaded for search.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ingest.records import SearchHit
+from llm.extractive import split_sentences, terms
+
+EmbedFn = Callable[[list[str]], list[list[float]]]
+
+# Share of a sentence's content words found in one passage for it to count as supported by words
+# alone; and the lower share that suffices when the embedder agrees.
+WORDS_ALONE = 0.6
+WORDS_WITH_MEANING = 0.35
+MEANING = 0.55
+# Above this share of unsupported claims the page leads with the quotes instead of the answer.
+MOSTLY_UNSUPPORTED = 0.5
+MAX_EVIDENCE = 3
+MAX_QUOTE_CHARS = 300
+
+_CITATION = re.compile(
+    r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:,|and|;)\s*(?:sources?\s*)?\d+)*)\]", re.I
+)
+# Names written like code: read.fwf, file_encoding, write.table(), --no-save, readRDS, ASN1_TYPE.
+_IDENTIFIER = re.compile(
+    r"(?<![\w.])(?:--?[a-z][\w-]+|[A-Za-z_]\w*(?:[._]\w+)+|[a-z]+[A-Z]\w*)(?:\(\))?"
+)
+# Words an answer uses to frame a fact rather than state it: their absence from a passage says
+# nothing about support.
+_FRAMING = frozenset(
+    terms(
+        "use using used can could may might also function functions command option options "
+        "argument arguments parameter way ways example following provide provides allow allows "
+        "need needs want specify specified set call called method methods simply just able"
+    )
+)
+_CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
+_SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)", re.S)
+_LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
+_FENCE = re.compile(r"```.*?(?:```|$)", re.S)
+# Statements that the documents do not answer, or lead-ins: not claims about the documents.
+_NOT_A_CLAIM = re.compile(
+    r"\b(?:(?:do(?:es)?|may|might) not (?:seem to )?"
+    r"(?:contain|mention|say|specify|provide|include)|"
+    r"(?:is|are) not (?:mentioned|specified|stated|described|given|covered)|"
+    r"(?:could|can)(?: ?not|n't) (?:find|answer)|no information|i don't know|not sure)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class SentenceSupport:
+    """One sentence of the answer, the sources that support it, and whether it is a claim at all."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+    claim: bool
+    score: float
+    # Where it stands in the answer: what came before it (spacing, list marker) is kept as is.
+    prefix: str = ""
+    code: bool = False
+
+    @property
+    def unsupported(self) -> bool:
+        return self.claim and not self.supported
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A quote from a source that supports the answer, with where it stands."""
+
+    number: int
+    source: str
+    page: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The answer as attributed: its sentences, the text with corrected citations, the quotes."""
+
+    sentences: list[SentenceSupport]
+    evidence: list[Evidence]
+
+    @property
+    def text(self) -> str:
+        """The answer with every supported sentence cited and wrong citations corrected."""
+        return "".join(
+            s.prefix + with_citations(s.text, s.citations, s.code) for s in self.sentences
+        )
+
+    @property
+    def claims(self) -> int:
+        return sum(s.claim for s in self.sentences)
+
+    @property
+    def unsupported(self) -> int:
+        return sum(s.unsupported for s in self.sentences)
+
+    @property
+    def unsupported_share(self) -> float:
+        return self.unsupported / self.claims if self.claims else 0.0
+
+    @property
+    def mostly_unsupported(self) -> bool:
+        return self.claims > 0 and self.unsupported_share > MOSTLY_UNSUPPORTED
+
+    @property
+    def cited(self) -> list[int]:
+        """Source numbers the answer cites, in order of first citation."""
+        seen: dict[int, None] = {}
+        for sentence in self.sentences:
+            seen.update(dict.fromkeys(sentence.citations))
+        return list(seen)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sentences": [
+                {**asdict(s), "citations": list(s.citations), "unsupported": s.unsupported}
+                for s in self.sentences
+            ],
+            "evidence": [asdict(e) for e in self.evidence],
+            "claims": self.claims,
+            "unsupported": self.unsupported,
+        }
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every [n] (or [1, 2]) in `text`, in order."""
+    return [int(n) for group in _CITATION.findall(text) for n in re.findall(r"\d+", group)]
+
+
+def strip_citations(text: str) -> str:
+    return _CITATION.sub("", text)
+
+
+def with_citations(text: str, numbers: Sequence[int], code: bool = False) -> str:
+    """`text` with its [n] marks: before the final full stop of a sentence, after a code block."""
+    if not numbers:
+        return text
+    marks = "".join(f"[{n}]" for n in numbers)
+    if code:
+        return f"{text}\n{marks}"
+    if text[-1:] in ".!?":
+        return f"{text[:-1]} {marks}{text[-1]}"
+    return f"{text} {marks}"
+
+
+@dataclass(frozen=True)
+class _Piece:
+    prefix: str
+    text: str
+    code: bool
+
+
+def split_answer(answer: str) -> list[_Piece]:
+    """The answer cut into sentences and code blocks; joining prefix + text gives it back."""
+    pieces: list[_Piece] = []
+    position = 0
+    for fence in _FENCE.finditer(answer):
+        pieces += _prose_pieces(answer[position : fence.start()])
+        pieces.append(_Piece("", fence.group(0), code=True))
+        position = fence.end()
+    pieces += _prose_pieces(answer[position:])
+    return pieces
+
+
+def _prose_pieces(text: str) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    pending = ""
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\n")
+        newline = line[len(body) :]
+        if marker := _LIST_MARKER.match(body):
+            pending += marker.group(1)
+            body = body[marker.end() :]
+        for match in _SENTENCE.finditer(body):
+            chunk = match.group(0)
+            if not chunk.strip():
+                pending += chunk
+                continue
+            lead = chunk[: len(chunk) - len(chunk.lstrip())]
+            pieces.append(_Piece(pending + lead, chunk.strip(), code=False))
+            pending = chunk[len(chunk.rstrip()) :]
+        pending += newline
+    if pending:
+        pieces.append(_Piece(pending, "", code=False))
+    return pieces
+
+
+def identifiers(text: str) -> set[str]:
+    """Names written like code, lower-cased, without a trailing `()`."""
+    found = {m.group(0).removesuffix("()").casefold() for m in _IDENTIFIER.finditer(text)}
+    # Abbreviations such as e.g. and i.e. look like code but are not names.
+    return {name for name in found if len(name) > 4 or "_" in name}
+
+
+@dataclass
+class _Passage:
+    number: int
+    hit: SearchHit
+    terms: frozenset[str]
+    text_folded: str
+    sentences: list[str]
+
+
+def _overlap(words: Sequence[str], names: set[str], passage: _Passage) -> float:
+    """Share of the sentence's content words found in the passage; 0 when a code name is not.
+
+    A claim that names a function the passage does not contain is not that passage's claim,
+    however much else they share: `read.csv2` is not `read.fwf`.
+    """
+    if any(name not in passage.text_folded for name in names):
+        return 0.0
+    return sum(word in passage.terms for word in words) / len(words) if words else 1.0
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def attribute(
+    answer: str, hits: Sequence[SearchHit], embed: EmbedFn | None = None, preamble: str = ""
+) -> Attribution:
+    """Match each sentence of `answer` to the hits (numbered from 1) that support it.
+
+    A `preamble` the app put before the model's words (a warning) is kept but not judged.
+    """
+    passages = [
+        _Passage(n, hit, frozenset(terms(hit.text)), hit.text.casefold(), split_sentences(hit.text))
+        for n, hit in enumerate(hits, start=1)
+    ]
+    kept: list[SentenceSupport] = []
+    if preamble and answer.startswith(preamble):
+        kept.append(SentenceSupport(preamble, (), False, False, 0.0))
+        answer = answer[len(preamble) :]
+    pieces = split_answer(answer)
+    bodies = [strip_citations(p.text).strip() for p in pieces]
+    meaning = _meaning(bodies, passages, embed)
+    sentences = kept
+    for number, (piece, body) in enumerate(zip(pieces, bodies, strict=True)):
+        sentences.append(_judge(piece, body, passages, meaning[number]))
+    return Attribution(sentences, _evidence(sentences, passages, embed))
+
+
+def _meaning(
+    bodies: list[str], passages: list[_Passage], embed: EmbedFn | None
+) -> list[dict[int, float]]:
+    """Per sentence, the best cosine against each passage's sentences (none without an embedder)."""
+    if embed is None or not passages or not any(bodies):
+        return [{} for _ in bodies]
+    candidates = [(p.number, s) for p in passages for s in p.sentences]
+    vectors = embed([b or "-" for b in bodies] + [s for _, s in candidates])
+    own, theirs = vectors[: len(bodies)], vectors[len(bodies) :]
+    best: list[dict[int, float]] = []
+    for vector in own:
+        scores: dict[int, float] = {}
+        for (number, _), other in zip(candidates, theirs, strict=True):
+            scores[number] = max(scores.get(number, -1.0), cosine(vector, other))
+        best.append(scores)
+    return best
+
+
+def _judge(
+    piece: _Piece, body: str, passages: list[_Passage], meaning: dict[int, float]
+) -> SentenceSupport:
+    given = tuple(n for n in dict.fromkeys(cited_numbers(piece.text)) if 1 <= n <= len(passages))
+    words = sorted(set(terms(body)) - _FRAMING)
+    names = {n.casefold() for n in _CALL.findall(body)} if piece.code else identifiers(body)
+    # A line that ends in a colon introduces what follows ("The relevant passages:").
+    is_claim = (
+        len(words) + len(names) >= 2 and not body.endswith(":") and not _NOT_A_CLAIM.search(body)
+    )
+    if piece.code:
+        is_claim = bool(names)
+    scored = {}
+    for passage in passages:
+        words_share = _overlap(words, names, passage)
+        cosine = meaning.get(passage.number, 0.0)
+        supports = words_share >= WORDS_ALONE or (
+            words_share >= WORDS_WITH_MEANING and cosine >= MEANING
+        )
+        scored[passage.number] = (supports, words_share + 0.5 * max(cosine, 0.0))
+    supporting = [n for n, (ok, _) in scored.items() if ok]
+    text = body if not piece.code else piece.text
+    if not is_claim:
+        return SentenceSupport(text, (), False, False, 0.0, piece.prefix, piece.code)
+    if not supporting:
+        best = max((score for _, score in scored.values()), default=0.0)
+        return SentenceSupport(text, (), False, True, best, piece.prefix, piece.code)
+    kept = tuple(n for n in given if n in supporting)
+    if not kept:
+        kept = (max(supporting, key=lambda n: scored[n][1]),)
+    return SentenceSupport(
+        text, kept, True, True, max(scored[n][1] for n in kept), piece.prefix, piece.code
+    )
+
+
+def _evidence(
+    sentences: list[SentenceSupport], passages: list[_Passage], embed: EmbedFn | None
+) -> list[Evidence]:
+    """Up to three quotes, one per cited source: its sentence closest to what the answer took."""
+    by_number = {p.number: p for p in passages}
+    quotes = []
+    for number in dict.fromkeys(n for s in sentences if s.supported for n in s.citations):
+        passage = by_number[number]
+        said = " ".join(strip_citations(s.text) for s in sentences if number in s.citations)
+        wanted = set(terms(said)) | identifiers(said)
+        quote = max(
+            passage.sentences or [passage.hit.text],
+            key=lambda s: len(wanted & (set(terms(s)) | identifiers(s))) / math.sqrt(len(s) + 1),
+        )
+        quotes.append(Evidence(number, passage.hit.source, passage.hit.page, _short(quote)))
+        if len(quotes) == MAX_EVIDENCE:
+            break
+    return quotes
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) <= MAX_QUOTE_CHARS:
+        return text
+    return text[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"

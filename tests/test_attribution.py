@@ -1,0 +1,133 @@
+"""Attribution on hand-made passages: right citations added or corrected, invented claims flagged.
+
+The embedder is the real MiniLM model, so a paraphrase is judged as the product judges it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.embeddings import MiniLMEmbeddings
+from ingest.records import SearchHit
+from llm.attribution import attribute, cited_numbers, split_answer, with_citations
+
+PASSAGES = [
+    SearchHit(
+        "manual",
+        "R-data.pdf",
+        15,
+        3,
+        0.6,
+        "Sometimes data files have no field delimiters but have fields in pre-specified columns. "
+        "Function read.fwf provides a simple way to read such files, specifying a vector of "
+        "field widths. Function read.fortran is a similar function for fixed-format files.",
+    ),
+    SearchHit(
+        "manual",
+        "R-data.pdf",
+        8,
+        1,
+        0.5,
+        "The function write.table writes a data frame to a text file. "
+        "The default field separator is a single space.",
+    ),
+    SearchHit(
+        "lease",
+        "lease.txt",
+        1,
+        0,
+        0.4,
+        "Cats are allowed in the flat. Dogs need the landlord's written permission.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def embed():
+    return MiniLMEmbeddings().embed_documents
+
+
+def test_a_supported_sentence_without_a_citation_gets_the_right_one(embed) -> None:
+    result = attribute("Use read.fwf and give it the field widths.", PASSAGES, embed)
+    [sentence] = result.sentences
+    assert sentence.supported and sentence.citations == (1,)
+    assert result.text == "Use read.fwf and give it the field widths [1]."
+
+
+def test_a_wrong_citation_is_corrected(embed) -> None:
+    result = attribute(
+        "A data frame is written to a text file with write.table [3].", PASSAGES, embed
+    )
+    assert result.sentences[0].citations == (2,)
+    assert cited_numbers(result.text) == [2]
+
+
+def test_a_right_citation_is_kept_even_when_another_passage_also_matches(embed) -> None:
+    answer = "Dogs need the landlord's written permission [3]."
+    assert attribute(answer, PASSAGES, embed).text == answer
+
+
+def test_an_invented_sentence_is_flagged_and_loses_its_citation(embed) -> None:
+    answer = (
+        "Function read.fwf reads fixed-width files [1]. "
+        "It was written by Ross Ihaka in 1997 and is very fast on large files [1]."
+    )
+    result = attribute(answer, PASSAGES, embed)
+    first, invented = result.sentences
+    assert first.supported and first.citations == (1,)
+    assert invented.unsupported and invented.citations == ()
+    assert result.unsupported_share == 0.5
+    assert result.text.endswith("is very fast on large files.")
+
+
+def test_a_wrong_function_name_is_not_supported_by_a_passage_on_the_same_topic(embed) -> None:
+    result = attribute(
+        "Fixed-width files are read with read.csv2 and field widths.", PASSAGES, embed
+    )
+    assert result.sentences[0].unsupported
+
+
+def test_statements_that_the_documents_do_not_say_are_not_claims(embed) -> None:
+    result = attribute(
+        "The documents do not say how heavy the bike is. Here is what they cover:", PASSAGES, embed
+    )
+    assert [s.claim for s in result.sentences] == [False, False]
+    assert result.unsupported_share == 0.0 and not result.mostly_unsupported
+
+
+def test_mostly_unsupported_answers_are_recognised(embed) -> None:
+    answer = "The moon is made of cheese. Paris is the capital of Spain. Dogs need permission."
+    result = attribute(answer, PASSAGES, embed)
+    assert result.unsupported == 2 and result.mostly_unsupported
+
+
+def test_evidence_quotes_the_sentence_the_answer_took(embed) -> None:
+    result = attribute("write.table writes a data frame to a text file.", PASSAGES, embed)
+    [evidence] = result.evidence
+    assert (evidence.number, evidence.source, evidence.page) == (2, "R-data.pdf", 8)
+    assert evidence.quote == "The function write.table writes a data frame to a text file."
+
+
+def test_splitting_keeps_lists_code_and_spacing(embed) -> None:
+    answer = (
+        "Two ways:\n- Use read.fwf [1].\n- Or read.fortran.\n\n"
+        '```r\nread.fwf("x.txt", widths = c(2, 3))\n```\nDone.'
+    )
+    pieces = split_answer(answer)
+    assert "".join(p.prefix + p.text for p in pieces) == answer
+    assert [p.code for p in pieces].count(True) == 1
+    result = attribute(answer, PASSAGES, embed)
+    assert "- Use read.fwf [1].\n- Or read.fortran [1].\n" in result.text
+    code = next(s for s in result.sentences if s.code)
+    assert code.supported and code.citations == (1,)
+
+
+def test_without_an_embedder_only_word_overlap_counts() -> None:
+    result = attribute("Function read.fwf reads files by field widths.", PASSAGES)
+    assert result.sentences[0].citations == (1,)
+
+
+def test_citation_marks_go_before_the_full_stop() -> None:
+    assert with_citations("It works.", (1, 2)) == "It works [1][2]."
+    assert with_citations("It works", (3,)) == "It works [3]"
+    assert cited_numbers("See [1], [2, 3] and [Source 4].") == [1, 2, 3, 4]

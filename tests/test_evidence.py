@@ -1,0 +1,60 @@
+"""Evidence selection: the sentences that bear on the question, within the budget, numbers kept."""
+
+from __future__ import annotations
+
+from ingest.records import SearchHit
+from llm.chat_models import approx_tokens
+from llm.evidence import GAP, select_evidence, units
+from llm.prompts import source_header
+
+FILLER = " ".join(f"Line {n} of the safety notes says nothing about prices." for n in range(12))
+PASSAGES = [
+    SearchHit(
+        "bike",
+        "handbook.pdf",
+        3,
+        4,
+        0.7,
+        f"{FILLER} The Zephyr X2 costs 2,400 euros. Shops give a ten percent discount in May. "
+        f"{FILLER}",
+    ),
+    SearchHit("bike", "handbook.pdf", 9, 7, 0.6, "Tyres are 28 mm wide. " + FILLER),
+    SearchHit(
+        "bike",
+        "handbook.pdf",
+        3,
+        5,
+        0.5,
+        "The Zephyr X2 costs 2,400 euros. Shops give a ten percent discount in May.",
+    ),
+]
+
+
+def test_a_zero_budget_keeps_every_passage_whole() -> None:
+    assert select_evidence("price?", PASSAGES, 0, approx_tokens) == list(enumerate(PASSAGES, 1))
+
+
+def test_the_matching_sentence_and_its_neighbour_are_kept_within_the_budget() -> None:
+    budget = 60
+    chosen = select_evidence("How much does the Zephyr X2 cost?", PASSAGES, budget, approx_tokens)
+    numbers = [number for number, _ in chosen]
+    assert numbers[0] == 1
+    text = chosen[0][1].text
+    # The fact sits in the sentence after the one that matches the question.
+    assert "The Zephyr X2 costs 2,400 euros. Shops give a ten percent discount in May." in text
+    assert len(text) < len(PASSAGES[0].text) / 3 and GAP.strip() in text
+    cost = sum(approx_tokens(h.text) + approx_tokens(source_header(n, h)) for n, h in chosen)
+    assert cost <= budget + len(chosen) * 8
+
+
+def test_a_sentence_repeated_by_an_overlapping_chunk_is_sent_once() -> None:
+    chosen = select_evidence("How much does the Zephyr X2 cost?", PASSAGES, 400, approx_tokens)
+    texts = " ".join(hit.text for _, hit in chosen)
+    assert texts.count("costs 2,400 euros") == 1
+    assert 3 not in [number for number, _ in chosen]
+
+
+def test_long_sentences_are_cut_into_pieces() -> None:
+    pieces = units("word " * 200)
+    assert len(pieces) > 3 and all(len(p) <= 200 for p in pieces)
+    assert " ".join(pieces).split() == ["word"] * 200
