@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llm.local_models import model_label
 from llm.settings import DEFAULT_LOCAL_MODEL
 from tests.cli_process import run_docqa
 
@@ -30,7 +31,7 @@ def test_the_default_model_answers_from_a_manual_and_shows_its_evidence(
     assert "read.fwf" in answer and re.search(r"\[\d\]", answer)
     evidence = rest.partition("Evidence:\n")[2].partition("\n\nSources:")[0]
     assert re.search(r"“[^”]*read\.fwf[^”]*” \(R-data\.pdf, page 1[456]\)", evidence), rest
-    assert "Qwen2.5-Coder-1.5B-Instruct" in asked.stderr
+    assert model_label(DEFAULT_LOCAL_MODEL) in asked.stderr
 
     as_json = run_docqa(
         "ask", "How do I read fixed-width format files?", "--json", data_dir=data_dir, **env
