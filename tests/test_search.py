@@ -13,7 +13,6 @@ from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import DocumentIndex
 from llm.answer import LOW_RELEVANCE_ANSWER, LOW_RELEVANCE_PREFIX, AnswerPipeline
 from llm.chat_models import build_chat_model, extractive_choice
-from llm.local_model import local_model_available
 from llm.prompts import LOW_RELEVANCE_NOTE
 from llm.search import make_search
 from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD, load_settings
@@ -140,7 +139,6 @@ def test_low_relevance_is_flagged_for_an_absent_topic_and_not_for_an_answered_on
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not local_model_available(), reason="the local GGUF model is not installed")
 def test_the_local_model_is_told_and_the_answer_says_so_first(
     corpus_index: DocumentIndex,
 ) -> None:
