@@ -320,11 +320,15 @@ def _evidence(
     for number in dict.fromkeys(n for s in sentences if s.supported for n in s.citations):
         passage = by_number[number]
         said = " ".join(strip_citations(s.text) for s in sentences if number in s.citations)
-        wanted = set(terms(said)) | identifiers(said)
-        quote = max(
-            passage.sentences or [passage.hit.text],
-            key=lambda s: len(wanted & (set(terms(s)) | identifiers(s))) / math.sqrt(len(s) + 1),
-        )
+        words, names = set(terms(said)), identifiers(said)
+
+        def closeness(candidate: str, words: set[str] = words, names: set[str] = names) -> float:
+            # A code name the answer took is the surest sign of the sentence it came from.
+            folded = candidate.casefold()
+            found = len(words & set(terms(candidate))) + 3 * sum(n in folded for n in names)
+            return found / math.sqrt(len(candidate) + 1)
+
+        quote = max(passage.sentences or [passage.hit.text], key=closeness)
         quotes.append(Evidence(number, passage.hit.source, passage.hit.page, _short(quote)))
         if len(quotes) == MAX_EVIDENCE:
             break

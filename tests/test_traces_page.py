@@ -182,7 +182,7 @@ def test_chat_answer_links_to_its_trace_which_the_page_lists_and_opens(
     assert any("No prompt" in caption.value for caption in at.caption)
     assert any("👍 Quoted the right line" in caption.value for caption in at.caption)
     assert at.selectbox[0].value == trace_id
-    listed = at.dataframe[1].value
+    [listed] = [df.value for df in at.dataframe if "question" in df.value.columns]
     assert list(listed["question"]) == [question]
 
     at.text_input(key="trace_search").set_value("no such words anywhere").run()
@@ -212,7 +212,10 @@ def test_the_page_shows_the_exact_prompt_sent_to_the_local_model(
     [prompt] = at.json
     assert json.loads(prompt.value) == record.prompt == at.session_state.messages[1]["prompt"]
     assert record.prompt[-1]["role"] == "user" and question in record.prompt[-1]["content"]
-    first_chunk = record.sources[0]["text"].strip()
-    assert any(first_chunk in message["content"] for message in record.prompt)
+    # The prompt carries the best passage under its number, cut to its most relevant sentences.
+    sent = record.prompt[-1]["content"]
+    first = record.sources[0]
+    assert f"[1] ({first['source']}, page {first['page']})" in sent
+    assert any(part.strip() and part.strip() in first["text"] for part in sent.split("…"))
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["Output tokens"] == str(record.usage["output_tokens"])

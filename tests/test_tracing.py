@@ -292,7 +292,7 @@ def test_the_local_model_call_is_a_chat_model_run_under_the_root(
     sent = [message["kwargs"]["content"] for message in llm["inputs"]["messages"][0]]
     assert sent == [message["content"] for message in result.prompt_messages]
     generated = llm["outputs"]["generations"][0][0]["text"]
-    assert generated.strip() and generated.strip() in result.answer
+    assert generated.strip() and generated.strip() in result.raw_answer
     assert llm["extra"]["metadata"]["index_version"] == 7
     assert runs[result.run_id]["tags"] == ["cli"]
     assert tracing.run_url(result.run_id, wait_s=5).endswith(f"/r/{result.run_id}?poll=true")
