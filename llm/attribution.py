@@ -314,12 +314,13 @@ def _judge(
 def _evidence(
     sentences: list[SentenceSupport], passages: list[_Passage], embed: EmbedFn | None
 ) -> list[Evidence]:
-    """Up to three quotes, one per cited source: its sentence closest to what the answer took."""
+    """Up to three quotes, one per cited source: its sentence closest to what the answer says."""
     by_number = {p.number: p for p in passages}
     quotes = []
     for number in dict.fromkeys(n for s in sentences if s.supported for n in s.citations):
         passage = by_number[number]
-        said = " ".join(strip_citations(s.text) for s in sentences if number in s.citations)
+        # The first sentence citing the source is the one the answer leads with.
+        said = next(strip_citations(s.text) for s in sentences if number in s.citations)
         words, names = set(terms(said)), identifiers(said)
 
         def closeness(candidate: str, words: set[str] = words, names: set[str] = names) -> float:
