@@ -146,7 +146,7 @@ def respond(
         index_version=index.version,
     )
     try:
-        result = stream_answer(pipeline, question, history, config)
+        result, message = stream_answer(pipeline, question, history, config)
     except Exception as error:  # a provider failure (auth, network, server) must not crash the page
         st.error(
             f"The model could not answer ({_short(error)}). Check the provider settings "
@@ -166,7 +166,6 @@ def respond(
         price,
         result.usage.get("estimated", False),
     )
-    message = assistant_message(result)
     message["notices"] = notices
     message["langsmith_url"] = tracing.run_url(result.run_id, URL_WAIT_S) if tracing else None
     resources.trace_store(settings).record(
@@ -219,8 +218,11 @@ def stream_answer(
     question: str,
     history: list[tuple[str, str]],
     config: RunnableConfig | None = None,
-) -> AnswerResult:
-    """Stream the answer with st.write_stream; a note stands in until the first words arrive."""
+) -> tuple[AnswerResult, dict[str, Any]]:
+    """Stream the answer with st.write_stream, then show it checked; returns it and its message.
+
+    A note stands in until the first words arrive.
+    """
     events = pipeline.stream(question, history, config)
     with st.spinner("Searching your documents…"):
         first = next(events)
@@ -235,9 +237,10 @@ def stream_answer(
         st.write_stream(ui.text_only(events, Token, rest, on_first=waiting.empty))
     result = next(event.result for event in rest if isinstance(event, Finished))
     # The draft gives way to the checked answer: citations fixed, unsupported sentences marked.
+    message = assistant_message(result)
     with draft.container():
-        ui.answer_text(assistant_message(result))
-    return result
+        ui.answer_text(message)
+    return result, message
 
 
 def assistant_message(result: AnswerResult) -> dict[str, Any]:
@@ -260,15 +263,16 @@ def _attribution_fields(result: AnswerResult) -> dict[str, Any]:
     if result.attribution is None:
         return {}
     data = result.attribution.to_json()
-    by_number = {source.number: source for source in result.sources}
     cited = [
-        {"number": n, "source": by_number[n].source, "page": by_number[n].page}
-        for n in result.attribution.cited
-        if n in by_number
+        {"number": s.number, "source": s.source, "page": s.page} for s in result.cited_sources()
     ]
-    # An extractive answer is made of quotes already: repeating them below would say it twice.
-    evidence = [] if result.provider == "extractive" else data["evidence"]
-    return {"sentences": data["sentences"], "evidence": evidence, "cited": cited}
+    return {
+        "sentences": data["sentences"],
+        "unsupported": data["unsupported"],
+        "mostly_unsupported": data["mostly_unsupported"],
+        "evidence": [asdict(quote) for quote in result.quotes],
+        "cited": cited,
+    }
 
 
 def render_answer(message: dict[str, Any]) -> None:

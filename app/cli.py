@@ -250,9 +250,9 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         for sentence in attribution.sentences:
             if sentence.unsupported:
                 print(f"  - {snippet(sentence.text, 200)}")
-    if attribution and attribution.evidence and result.provider != "extractive":
+    if result.quotes:
         print("\nEvidence:")
-        for evidence in attribution.evidence:
+        for evidence in result.quotes:
             print(f"  {evidence_line(asdict(evidence))}")
     print("\nSources:")
     for source in result.sources:

@@ -117,6 +117,8 @@ def show_trace(record: TraceRecord, tracing: Tracing | None, store: TraceStore) 
         {
             "content": record.answer,
             "sentences": attribution.get("sentences"),
+            "unsupported": attribution.get("unsupported", 0),
+            "mostly_unsupported": attribution.get("mostly_unsupported", False),
             "evidence": attribution.get("evidence", []),
         }
     )

@@ -10,7 +10,6 @@ import streamlit as st
 from app.text import attributed_markdown, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
-from llm.attribution import MOSTLY_UNSUPPORTED
 from llm.chat_models import available_providers
 from llm.local_models import LOCAL_MODELS, local_model_installed, model_label
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
@@ -128,9 +127,8 @@ def answer_text(message: dict[str, Any]) -> None:
     if not sentences:
         st.markdown(message["content"])
         return
-    claims = sum(s["claim"] for s in sentences)
-    unsupported = sum(s["unsupported"] for s in sentences)
-    if claims and unsupported / claims > MOSTLY_UNSUPPORTED:
+    unsupported = message.get("unsupported", 0)
+    if message.get("mostly_unsupported"):
         st.warning(
             "Most of this answer was not found in your documents. Here is what they say:",
             icon=":material/report:",

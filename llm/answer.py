@@ -17,8 +17,8 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.records import SearchHit
-from llm.attribution import Attribution, EmbedFn, attribute
-from llm.chat_models import ChatModelChoice
+from llm.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
+from llm.chat_models import EXTRACTIVE_MODEL, ChatModelChoice
 from llm.evidence import select_evidence
 from llm.extractive import NO_ANSWER, extractive_answer, terms
 from llm.local_model import message_dicts
@@ -105,6 +105,19 @@ class AnswerResult:
         data = asdict(self)
         data["attribution"] = self.attribution.to_json() if self.attribution else None
         return data
+
+    def cited_sources(self) -> list[Source]:
+        """The sources the answer's [n] marks name, in order of first citation."""
+        by_number = {source.number: source for source in self.sources}
+        numbers = dict.fromkeys(n for n in cited_numbers(self.answer) if n in by_number)
+        return [by_number[n] for n in numbers]
+
+    @property
+    def quotes(self) -> list[Evidence]:
+        """The evidence to show under the answer; an extractive answer is made of quotes already."""
+        if self.attribution is None or self.provider == EXTRACTIVE_MODEL:
+            return []
+        return self.attribution.evidence
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from llm.answer import AnswerResult
-from llm.attribution import cited_numbers
 from llm.evaluation import Question, mean, percentile
 
 AnswerFn = Callable[[str], AnswerResult]
@@ -128,9 +127,7 @@ def load_answer_keys(path: Path) -> dict[str, AnswerKey]:
 
 def judge(question: Question, key: AnswerKey, result: AnswerResult) -> AnswerOutcome:
     """Score one answer against its key and the question's gold pages."""
-    by_number = {source.number: source for source in result.sources}
-    numbers = dict.fromkeys(n for n in cited_numbers(result.answer) if n in by_number)
-    cited = [(by_number[n].source, by_number[n].page) for n in numbers]
+    cited = [(source.source, source.page) for source in result.cited_sources()]
     attribution = result.attribution
     return AnswerOutcome(
         question=question,

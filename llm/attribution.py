@@ -118,14 +118,6 @@ class Attribution:
     def mostly_unsupported(self) -> bool:
         return self.claims > 0 and self.unsupported_share > MOSTLY_UNSUPPORTED
 
-    @property
-    def cited(self) -> list[int]:
-        """Source numbers the answer cites, in order of first citation."""
-        seen: dict[int, None] = {}
-        for sentence in self.sentences:
-            seen.update(dict.fromkeys(sentence.citations))
-        return list(seen)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "sentences": [
@@ -135,6 +127,7 @@ class Attribution:
             "evidence": [asdict(e) for e in self.evidence],
             "claims": self.claims,
             "unsupported": self.unsupported,
+            "mostly_unsupported": self.mostly_unsupported,
         }
 
 
