@@ -12,6 +12,7 @@ import streamlit as st
 from langchain_core.runnables import RunnableConfig
 
 from app import resources, ui
+from app.text import inert_markdown, inert_stream
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
 from llm.answer import AnswerPipeline, AnswerResult, Finished, Retrieved, Token
@@ -127,7 +128,7 @@ def respond(
             f"Too many questions in a short time: this chat allows "
             f"{settings.rate_limit_capacity} at once, then {settings.rate_limit_per_minute:g} "
             f"per minute. Please wait {wait:.0f} seconds, then ask again. Your question was "
-            f"not sent: “{question}”",
+            f"not sent: “{inert_markdown(question)}”",
             icon=":material/hourglass_top:",
         )
         return None
@@ -227,14 +228,12 @@ def stream_answer(
     with st.spinner("Searching your documents…"):
         first = next(events)
     assert isinstance(first, Retrieved)
-    if first.low_relevance:
-        ui.low_relevance_warning()
     waiting = st.empty()
     waiting.caption(":material/edit_note: Writing the answer…")
     rest: list[Any] = []
     draft = st.empty()
     with draft.container():
-        st.write_stream(ui.text_only(events, Token, rest, on_first=waiting.empty))
+        st.write_stream(inert_stream(ui.text_only(events, Token, rest, on_first=waiting.empty)))
     result = next(event.result for event in rest if isinstance(event, Finished))
     # The draft gives way to the checked answer: citations fixed, unsupported sentences marked.
     message = assistant_message(result)
@@ -279,8 +278,6 @@ def render_answer(message: dict[str, Any]) -> None:
     """A kept answer: text, sources and the caption (marked when it came from the cache)."""
     for notice in message.get("notices", []):
         show_notice(notice)
-    if message.get("low_relevance"):
-        ui.low_relevance_warning()
     ui.answer_text(message)
     answer_details(message)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app import answering, resources, ui
+from app.text import inert_markdown
 from ingest.ownership import DataDirBusy
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -82,12 +83,12 @@ for message in st.session_state.messages:
         if message["role"] == "assistant":
             answering.render_answer(message)
         else:
-            st.markdown(message["content"])
+            st.markdown(inert_markdown(message["content"]))
 
 question = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
 if question:
     with st.chat_message("user", avatar=ui.USER_AVATAR):
-        st.markdown(question)
+        st.markdown(inert_markdown(question))
     with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):
         reply = answering.respond(
             question, history_pairs(st.session_state.messages), settings, index

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.text import evidence_line, snippet
+from app.text import evidence_line, snippet, terminal_safe
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
@@ -212,8 +212,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         _print_json([hit.to_json() for hit in hits], indent=2)
         return 0
     for number, hit in enumerate(hits, start=1):
-        print(f"[{number}] {hit.source}, page {hit.page} (score {hit.score:.2f})")
-        print(f"    {snippet(hit.text, 160)}")
+        print(f"[{number}] {terminal_safe(hit.source)}, page {hit.page} (score {hit.score:.2f})")
+        print(f"    {terminal_safe(snippet(hit.text, 160))}")
     return 0
 
 
@@ -243,20 +243,20 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(_answer_json(result, trace_url), indent=2)
         return 0
-    print(result.answer.strip())
+    print(terminal_safe(result.answer.strip()))
     attribution = result.attribution
     if attribution and attribution.unsupported:
         print("\nNot found in your documents:")
         for sentence in attribution.sentences:
             if sentence.unsupported:
-                print(f"  - {snippet(sentence.text, 200)}")
+                print(f"  - {terminal_safe(snippet(sentence.text, 200))}")
     if result.quotes:
         print("\nEvidence:")
         for evidence in result.quotes:
             print(f"  {evidence_line(asdict(evidence))}")
     print("\nSources:")
     for source in result.sources:
-        print(f"  [{source.number}] {source.source}, page {source.page}")
+        print(f"  [{source.number}] {terminal_safe(source.source)}, page {source.page}")
     _say(f"({result.provider} · {result.model}) trace: {trace_url}")
     return 0
 

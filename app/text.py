@@ -2,10 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from llm.attribution import with_citations
+
+# Fenced blocks and inline code spans: Markdown shows them literally, so nothing in them is escaped.
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
+_FENCE = "```"
+# Terminal control sequences (colours, cursor moves, titles) and other C0/C1 controls but tab and
+# newline: a document or a model could otherwise rewrite what the terminal shows.
+_TERMINAL_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, clearing
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def inert_markdown(text: str) -> str:
+    """Untrusted text (a model's answer, a document's words) as Markdown that loads nothing.
+
+    Every `[` outside code is escaped, so no image, link or link definition can form: a remote
+    image would be fetched by every viewer's browser without a click, and a link's label can hide
+    its target. A bare URL still shows its real target and opens only on a click; raw HTML is
+    escaped by st.markdown itself (unsafe_allow_html stays off).
+    """
+    pieces = _CODE.split(text)
+    return "".join(p if i % 2 else p.replace("[", "\\[") for i, p in enumerate(pieces))
+
+
+def inert_stream(chunks: Iterable[str]) -> Iterator[str]:
+    """`inert_markdown` for text arriving in pieces: `[` is escaped outside fenced code.
+
+    Escaping is decided on the text so far, so a fence split over two pieces is still seen.
+    Inline code is not tracked: the streamed draft gives way to the whole answer, escaped by
+    `inert_markdown`, once it is complete.
+    """
+    text, sent = "", 0
+    for chunk in chunks:
+        text += chunk
+        pieces = text.split(_FENCE)
+        safe = _FENCE.join(p if i % 2 else p.replace("[", "\\[") for i, p in enumerate(pieces))
+        yield safe[sent:]
+        sent = len(safe)
+
+
+def terminal_safe(text: str) -> str:
+    """Untrusted text for a terminal: escape sequences and control characters removed."""
+    return _TERMINAL_CONTROL.sub("", text)
 
 
 def snippet(text: str, limit: int) -> str:
@@ -23,7 +68,8 @@ def attributed_markdown(sentences: Sequence[dict[str, Any]]) -> str:
     """The checked answer as Markdown: cited sentences as they are, unsupported ones in grey."""
     parts = []
     for sentence in sentences:
-        text = with_citations(sentence["text"], sentence["citations"], sentence["code"])
+        body = sentence["text"] if sentence["code"] else inert_markdown(sentence["text"])
+        text = with_citations(body, sentence["citations"], sentence["code"])
         if sentence["unsupported"] and not sentence["code"] and text:
             text = muted(text)
         parts.append(sentence["prefix"] + text)
@@ -33,4 +79,4 @@ def attributed_markdown(sentences: Sequence[dict[str, Any]]) -> str:
 def evidence_line(evidence: dict[str, Any]) -> str:
     """One quote as the CLI prints it: [n] “…” (file, page p)."""
     where = f"{evidence['source']}, page {evidence['page']}"
-    return f"[{evidence['number']}] “{evidence['quote']}” ({where})"
+    return terminal_safe(f"[{evidence['number']}] “{evidence['quote']}” ({where})")

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from app.text import attributed_markdown, snippet
+from app.text import attributed_markdown, inert_markdown, muted, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
 from llm.chat_models import available_providers
@@ -99,10 +99,10 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
     with st.expander(f"Sources ({len(sources)})"):
         for source in sources:
             st.markdown(
-                f"**[{source['number']}] {source['source']}**, page {source['page']} "
-                f"· similarity {source['score']:.2f}"
+                f"**\\[{source['number']}] {inert_markdown(source['source'])}**, "
+                f"page {source['page']} · similarity {source['score']:.2f}"
             )
-            st.caption(snippet(source["text"], 400))
+            st.caption(inert_markdown(snippet(source["text"], 400)))
 
 
 def evidence_quotes(evidence: Sequence[dict[str, Any]]) -> None:
@@ -112,9 +112,9 @@ def evidence_quotes(evidence: Sequence[dict[str, Any]]) -> None:
     with st.container(border=True):
         st.caption(":material/format_quote: From your documents")
         for quote in evidence:
+            where = muted(f"{quote['source']}, page {quote['page']}")
             st.markdown(
-                f"**[{quote['number']}]** “{quote['quote']}”  \n"
-                f":small[:gray[{quote['source']}, page {quote['page']}]]"
+                f"**\\[{quote['number']}]** “{inert_markdown(quote['quote'])}”  \n:small[{where}]"
             )
 
 
@@ -125,7 +125,7 @@ def answer_text(message: dict[str, Any]) -> None:
     """
     sentences = message.get("sentences")
     if not sentences:
-        st.markdown(message["content"])
+        st.markdown(inert_markdown(message["content"]))
         return
     unsupported = message.get("unsupported", 0)
     if message.get("mostly_unsupported"):
@@ -147,7 +147,9 @@ def answer_text(message: dict[str, Any]) -> None:
     elif cited := message.get("cited"):
         st.caption(
             ":material/link: "
-            + " · ".join(f"[{c['number']}] {c['source']}, page {c['page']}" for c in cited)
+            + " · ".join(
+                f"\\[{c['number']}] {inert_markdown(c['source'])}, page {c['page']}" for c in cited
+            )
         )
 
 
@@ -217,7 +219,7 @@ def ingest_with_progress(
             bar.progress(
                 progress.files_done / progress.files_total,
                 text=f"{progress.files_done}/{progress.files_total}: "
-                f"{progress.current_file} ({progress.chunks_done} chunks so far)",
+                f"{inert_markdown(progress.current_file)} ({progress.chunks_done} chunks so far)",
             )
 
         results = index.add_files(files, on_progress=show)
@@ -248,12 +250,14 @@ def upload_report(results: Sequence[AddResult]) -> None:
     for result in results:
         if result.status == "failed":
             st.error(
-                f"**{result.file}** was not added. It {_sentence(result.error)}",
+                f"**{inert_markdown(result.file)}** was not added. "
+                f"It {inert_markdown(_sentence(result.error))}",
                 icon=":material/error:",
             )
         elif result.status == "duplicate":
             st.info(
-                f"**{result.file}** was not added again: {_sentence(result.error)}",
+                f"**{inert_markdown(result.file)}** was not added again: "
+                f"{inert_markdown(_sentence(result.error))}",
                 icon=":material/content_copy:",
             )
 
@@ -278,11 +282,3 @@ def text_only(
             yield event.text
         else:
             sink.append(event)
-
-
-def low_relevance_warning() -> None:
-    st.warning(
-        "Your documents may not contain the answer: even the best passage found matches the "
-        "question only weakly. Check the sources before relying on this answer.",
-        icon=":material/help:",
-    )

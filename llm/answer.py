@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 import uuid
@@ -13,7 +12,6 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
-from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.records import SearchHit
@@ -25,7 +23,6 @@ from llm.local_model import message_dicts
 from llm.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
-    LOW_RELEVANCE_PROMPT,
     format_context,
     format_conversation,
     format_source,
@@ -52,13 +49,13 @@ NO_ROOM_ANSWER = (
     "ask a shorter question or raise the context window."
 )
 EMPTY_ANSWER = "The model returned an empty answer; try rephrasing the question."
-# Said before a model's answer, and instead of quoting, when even the best passage is a weak match.
-LOW_RELEVANCE_PREFIX = (
-    "The documents may not contain the answer to this question: even the closest passages "
-    "match it only weakly."
-)
+# Said instead of an answer when even the best passage is a weak match: given only weak matches,
+# a small model still answers, and invents what it cannot find (measured: "268°C" for a boiling
+# point no document mentions).
 LOW_RELEVANCE_ANSWER = (
-    f"{LOW_RELEVANCE_PREFIX} The sources below are the nearest matches, if you want to check them."
+    "The documents do not seem to contain the answer to this question: even the closest "
+    "passages match it only weakly. The sources below are the nearest matches, if you want to "
+    "check them."
 )
 
 _CONDENSE_LABEL = re.compile(r"^(standalone|rewritten|follow-up)?\s*question\s*:\s*", re.I)
@@ -347,20 +344,19 @@ class AnswerPipeline:
         clock.retrieval_s = time.perf_counter() - started
         hits = [document_to_hit(document) for document in documents]
         low_relevance = is_low_relevance(hits, self.low_relevance_threshold)
-        prompt = LOW_RELEVANCE_PROMPT if low_relevance else ANSWER_PROMPT
 
         prompt_value = None
         history_msgs = history_messages(history)
         chat_model = self.choice.chat_model
         evidence: list[tuple[int, SearchHit]] = []
-        if hits and chat_model is not None:
+        if hits and chat_model is not None and not low_relevance:
             evidence = select_evidence(
-                standalone, hits, self.evidence_tokens, self.choice.count_tokens, self.embed
+                standalone, hits, self.evidence_tokens, self.choice.count_tokens
             )
             if self.choice.context_window > 0:
-                evidence, history_msgs = self._fit(evidence, question, history_msgs, prompt)
+                evidence, history_msgs = self._fit(evidence, question, history_msgs)
             if evidence:
-                prompt_value = prompt.invoke(
+                prompt_value = ANSWER_PROMPT.invoke(
                     {
                         "context": format_context(evidence),
                         "question": question,
@@ -373,28 +369,24 @@ class AnswerPipeline:
         yield Retrieved(sources, standalone, message_dicts(messages), low_relevance)
 
         # Canned messages are not checked against the passages; answers and quotes are.
-        checked, preamble = True, ""
+        checked = True
         tokens: Iterator[str]
-        if not hits or (chat_model is not None and prompt_value is None):
-            checked, tokens = False, iter([NO_ROOM_ANSWER if documents else NO_HITS_ANSWER])
-        elif chat_model is None and low_relevance:
-            # Quoting weak matches would look like an answer; say so instead.
-            checked, tokens = False, iter([LOW_RELEVANCE_ANSWER])
+        if low_relevance:
+            # Quoting or answering from weak matches would look like an answer; say so instead.
+            checked, tokens = False, iter([LOW_RELEVANCE_ANSWER if hits else NO_HITS_ANSWER])
+        elif chat_model is not None and prompt_value is None:
+            checked, tokens = False, iter([NO_ROOM_ANSWER])
         elif chat_model is None:
             tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
             tokens = self._model_tokens(chat_model, prompt_value, config, usage)
-            if low_relevance:
-                # A small model may still answer confidently: the warning must not depend on it.
-                preamble = LOW_RELEVANCE_PREFIX + "\n\n"
-                tokens = itertools.chain([preamble], tokens)
         parts: list[str] = []
         for text in tokens:
             clock.token()
             parts.append(text)
             yield Token(text)
         raw = "".join(parts)
-        attribution = self._attribute(raw, hits, preamble, config) if checked else None
+        attribution = self._attribute(raw, hits, config) if checked else None
 
         result = AnswerResult(
             answer=attribution.text if attribution else raw,
@@ -413,11 +405,9 @@ class AnswerPipeline:
         )
         yield Finished(result)
 
-    def _attribute(
-        self, answer: str, hits: list[SearchHit], preamble: str, config: RunnableConfig
-    ) -> Attribution:
+    def _attribute(self, answer: str, hits: list[SearchHit], config: RunnableConfig) -> Attribution:
         runnable = RunnableLambda(
-            lambda text: attribute(text, hits, self.embed, preamble), name="attribute_sentences"
+            lambda text: attribute(text, hits, self.embed), name="attribute_sentences"
         )
         return runnable.invoke(answer, config)
 
@@ -492,11 +482,10 @@ class AnswerPipeline:
         evidence: list[tuple[int, SearchHit]],
         question: str,
         history: list[BaseMessage],
-        prompt: ChatPromptTemplate,
     ) -> tuple[list[tuple[int, SearchHit]], list[BaseMessage]]:
         """The evidence (and history) that fits the window beside the prompt and the answer."""
         while True:
-            shell = prompt.format_messages(context="", question=question, history=history)
+            shell = ANSWER_PROMPT.format_messages(context="", question=question, history=history)
             budget = (
                 self.choice.context_window
                 - self.max_answer_tokens

@@ -227,27 +227,19 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return dot / norm if norm else 0.0
 
 
-def attribute(
-    answer: str, hits: Sequence[SearchHit], embed: EmbedFn | None = None, preamble: str = ""
-) -> Attribution:
-    """Match each sentence of `answer` to the hits (numbered from 1) that support it.
-
-    A `preamble` the app put before the model's words (a warning) is kept but not judged.
-    """
+def attribute(answer: str, hits: Sequence[SearchHit], embed: EmbedFn | None = None) -> Attribution:
+    """Match each sentence of `answer` to the hits (numbered from 1) that support it."""
     passages = [
         _Passage(n, hit, frozenset(terms(hit.text)), hit.text.casefold(), split_sentences(hit.text))
         for n, hit in enumerate(hits, start=1)
     ]
-    kept: list[SentenceSupport] = []
-    if preamble and answer.startswith(preamble):
-        kept.append(SentenceSupport(preamble, (), False, False, 0.0))
-        answer = answer[len(preamble) :]
     pieces = split_answer(answer)
     bodies = [strip_citations(p.text).strip() for p in pieces]
     meaning = _meaning(bodies, passages, embed)
-    sentences = kept
-    for number, (piece, body) in enumerate(zip(pieces, bodies, strict=True)):
-        sentences.append(_judge(piece, body, passages, meaning[number]))
+    sentences = [
+        _judge(piece, body, passages, meaning[number])
+        for number, (piece, body) in enumerate(zip(pieces, bodies, strict=True))
+    ]
     return Attribution(sentences, _evidence(sentences, passages, embed))
 
 

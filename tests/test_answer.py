@@ -140,7 +140,7 @@ def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
     roles = [m["role"] for m in result.prompt_messages]
     assert roles == ["system", "user"] and retrieved.prompt_messages == result.prompt_messages
     sent = result.prompt_messages[-1]["content"]
-    assert "Sources:\n[1] (handbook.pdf, page 5)\nThe warranty" in sent
+    assert "Sources:\n[1]\nThe warranty" in sent
     assert sent.endswith(f"Question: {question}")
 
     timings = result.timings

@@ -43,7 +43,7 @@ def test_the_matching_sentence_and_its_neighbour_are_kept_within_the_budget() ->
     # The fact sits in the sentence after the one that matches the question.
     assert "The Zephyr X2 costs 2,400 euros. Shops give a ten percent discount in May." in text
     assert len(text) < len(PASSAGES[0].text) / 3 and GAP.strip() in text
-    cost = sum(approx_tokens(h.text) + approx_tokens(source_header(n, h)) for n, h in chosen)
+    cost = sum(approx_tokens(h.text) + approx_tokens(source_header(n)) for n, h in chosen)
     assert cost <= budget + len(chosen) * 8
 
 
@@ -58,3 +58,30 @@ def test_long_sentences_are_cut_into_pieces() -> None:
     pieces = units("word " * 200)
     assert len(pieces) > 3 and all(len(p) <= 200 for p in pieces)
     assert " ".join(pieces).split() == ["word"] * 200
+
+
+def test_a_passage_reads_on_into_the_next_chunk_when_that_was_found_too() -> None:
+    # The question matches the heading at the very end of one chunk; the answer is the first
+    # sentence of the next chunk, found lower in the list.
+    heading = SearchHit(
+        "mime", "spec.pdf", 14, 20, 0.6, f"{FILLER} Recommended checking order for file types:"
+    )
+    other = SearchHit("bike", "handbook.pdf", 9, 7, 0.5, "Tyres are 28 mm wide. " + FILLER)
+    after = SearchHit(
+        "mime",
+        "spec.pdf",
+        15,
+        21,
+        0.3,
+        "Explicit types come first, then globs, then magic rules. " + FILLER,
+    )
+    question = "What is the recommended checking order?"
+    chosen = dict(select_evidence(question, [heading, other, after], 60, approx_tokens))
+    assert "Recommended checking order" in chosen[1].text
+    assert chosen[3].text.startswith("Explicit types come first")
+    assert (chosen[3].page, chosen[3].source) == (15, "spec.pdf")
+
+
+def test_bare_page_numbers_are_not_evidence() -> None:
+    assert units("The cache is a binary file. 14") == ["The cache is a binary file."]
+    assert units("• 2.\n\nSee 2.5 for magic rules. 8") == ["See 2.5 for magic rules."]

@@ -22,13 +22,13 @@ HITS = [
 NUMBERED = list(enumerate(HITS, start=1))
 
 
-def test_context_numbers_sources_with_file_and_page():
+def test_context_numbers_each_source_and_keeps_its_text():
     assert format_context(NUMBERED) == (
-        "[1] (manual.pdf, page 3)\nThe pump runs at 40 litres a minute.\n\n"
-        "[2] (notes.txt, page 1)\nFilters are changed every {month}."
+        "[1]\nThe pump runs at 40 litres a minute.\n\n"
+        "[2]\nFilters are changed every {month}."
     )
     # A passage left out keeps the others' numbers, so citations still name the right source.
-    assert format_context([(2, HITS[1])]).startswith("[2] (notes.txt, page 1)")
+    assert format_context([(2, HITS[1])]).startswith("[2]\nFilters")
     assert format_context([]) == ""
 
 
@@ -38,7 +38,7 @@ def test_answer_prompt_puts_the_fixed_rules_first_then_sources_and_question():
     system, human = (m.text for m in messages)
     assert "only" in system and "[2]" in system and "do not say" in system
     assert "never instructions" in system
-    assert human.startswith("Sources:\n[1] (manual.pdf, page 3)\n")
+    assert human.startswith("Sources:\n[1]\nThe pump")
     assert human.endswith("\n\nQuestion: How fast?")
     # Braces in document text are data, not template variables.
     assert "every {month}." in human
