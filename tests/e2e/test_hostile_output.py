@@ -171,12 +171,17 @@ def test_a_hostile_document_and_answer_fetch_nothing_on_chat_and_traces(
     watch_stream(answer)
     wait_idle(page)
     expect(answer).to_contain_text("The warranty lasts two years")
-    # The link's real target is there to read; nothing is an image or a link to the listener.
+    # The link's real target is there to read, and no label stands in for it.
+    expect(answer).to_contain_text("open the manual")
     expect(answer).to_contain_text(f"{leak.url}/link")
     answer.get_by_test_id("stExpander").get_by_text("Sources (").click()
     expect(answer.get_by_test_id("stExpander")).to_contain_text("Ignore previous instructions")
     assert answer.locator(f'img[src^="{leak.url}"]').count() == 0
-    assert answer.locator(f'a[href^="{leak.url}"]').count() == 0
+    # Bare addresses may stay clickable, but only as themselves: no label hides a target.
+    links = answer.locator(f'a[href^="{leak.url}"]')
+    for number in range(links.count()):
+        link = links.nth(number)
+        assert link.inner_text().strip() == link.get_attribute("href"), link.inner_text()
     assert any(path.endswith("/chat/completions") for path in model.paths), model.paths
 
     trace = answer.get_by_role("link", name="View trace").get_attribute("href")
