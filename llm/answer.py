@@ -340,10 +340,16 @@ class AnswerPipeline:
         standalone = self._condense(question, history, config, usage)
 
         started = time.perf_counter()
-        documents = self.retriever.invoke(standalone, config)
+        hits = self._search(standalone, config)
+        low_relevance = is_low_relevance(hits, self.low_relevance_threshold, standalone)
+        if low_relevance and history:
+            # A follow-up the rewrite left vague ("When was it written?") matches nothing alone;
+            # with the previous question beside it, it may.
+            joined = _joined_question(question, history)
+            retried = self._search(joined, config) if joined != standalone else []
+            if retried and not is_low_relevance(retried, self.low_relevance_threshold, joined):
+                standalone, hits, low_relevance = joined, retried, False
         clock.retrieval_s = time.perf_counter() - started
-        hits = [document_to_hit(document) for document in documents]
-        low_relevance = is_low_relevance(hits, self.low_relevance_threshold)
 
         prompt_value = None
         history_msgs = history_messages(history)
@@ -404,6 +410,9 @@ class AnswerPipeline:
             attribution=attribution,
         )
         yield Finished(result)
+
+    def _search(self, query: str, config: RunnableConfig) -> list[SearchHit]:
+        return [document_to_hit(d) for d in self.retriever.invoke(query, config)]
 
     def _attribute(self, answer: str, hits: list[SearchHit], config: RunnableConfig) -> Attribution:
         runnable = RunnableLambda(

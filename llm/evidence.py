@@ -177,4 +177,3 @@ def _join(row: list[_Unit], positions: list[int]) -> str:
             parts.append(GAP.strip())
         parts.append(row[position].text)
     return " ".join(parts)
-

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from ingest.records import SearchHit
+from llm.extractive import terms
 from llm.fusion import reciprocal_rank_fusion
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
@@ -52,6 +53,18 @@ def _with_similarity(index: SearchableIndex, query: str, hits: list[SearchHit]) 
     return [dataclasses.replace(h, score=s) for h, s in zip(hits, scores, strict=True)]
 
 
-def is_low_relevance(hits: Sequence[SearchHit], threshold: float) -> bool:
-    """Whether no hit was found or even the best one's cosine similarity is below `threshold`."""
-    return not hits or max(hit.score for hit in hits) < threshold
+# A passage holding more than half of the question's content words is a match whatever its
+# cosine: a short page scores low against a short question ("Who are the misfits?": 0.28).
+
+
+def is_low_relevance(hits: Sequence[SearchHit], threshold: float, question: str = "") -> bool:
+    """Whether no hit was found, or even the best one's cosine similarity is below `threshold`
+    and no hit holds more than half of the question's content words."""
+    if not hits:
+        return True
+    if max(hit.score for hit in hits) >= threshold:
+        return False
+    wanted = set(terms(question))
+    return not wanted or all(
+        2 * len(wanted & set(terms(hit.text))) <= len(wanted) for hit in hits
+    )

@@ -24,8 +24,7 @@ NUMBERED = list(enumerate(HITS, start=1))
 
 def test_context_numbers_each_source_and_keeps_its_text():
     assert format_context(NUMBERED) == (
-        "[1]\nThe pump runs at 40 litres a minute.\n\n"
-        "[2]\nFilters are changed every {month}."
+        "[1]\nThe pump runs at 40 litres a minute.\n\n[2]\nFilters are changed every {month}."
     )
     # A passage left out keeps the others' numbers, so citations still name the right source.
     assert format_context([(2, HITS[1])]).startswith("[2]\nFilters")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from app.cli import main
 from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import DocumentIndex
+from ingest.records import SearchHit
 from llm.answer import LOW_RELEVANCE_ANSWER, AnswerPipeline
 from llm.chat_models import build_chat_model, extractive_choice
-from llm.search import make_search
+from llm.search import is_low_relevance, make_search
 from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD, load_settings
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
@@ -180,3 +182,12 @@ def test_eval_compares_every_mode_on_one_ingest(
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert ["keyword", "1.000", "1.000", "1.000"] in [row[:4] for row in rows]
     assert not any(row[:1] in (["vector"], ["hybrid"]) for row in rows)
+
+
+def test_a_weak_cosine_still_counts_when_a_passage_holds_most_of_the_question_words() -> None:
+    page = SearchHit("c", "crazy.pdf", 1, 0, 0.28, "Here's to the misfits. The rebels.")
+    assert not is_low_relevance([page], 0.31, "Who are the misfits?")
+    assert is_low_relevance([page], 0.31, "Who won the football world cup?")
+    assert is_low_relevance([replace(page, score=0.2)], 0.31, "Which rebels won the cup?")
+    assert not is_low_relevance([replace(page, score=0.4)], 0.31, "Who won the cup?")
+    assert is_low_relevance([], 0.31, "Who are the misfits?")
