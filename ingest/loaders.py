@@ -106,7 +106,7 @@ def _read_pdf(source: str, data: bytes) -> list[Page]:
         if text:
             pages.append(Page(number=index + 1, text=text))
     if pages:
-        return _without_running_heads(pages)
+        return pages
     if failed:
         raise RejectedFile(source, corrupt)
     raise RejectedFile(
@@ -114,46 +114,6 @@ def _read_pdf(source: str, data: bytes) -> list[Page]:
         "has no text layer (scanned images?); OCR is not supported yet, "
         "so upload a version with selectable text",
     )
-
-
-# A first or last line seen on this share of the pages (and on 3 at least), digits aside, is a
-# running head or foot: repeated on every page, it crowds the passages and means nothing there.
-# One that ends in a number (a page number, as in "Chapter 2: Data 9") needs only 3 pages.
-_RUNNING_MIN_PAGES = 3
-_RUNNING_MIN_SHARE = 0.2
-_PAGE_NUMBER = re.compile(r"(?:\d{1,4}|[ivxlcdm]{1,6})", re.I)
-_DIGITS = re.compile(r"\d+")
-
-
-def _without_running_heads(pages: list[Page]) -> list[Page]:
-    """The pages without page numbers and running heads or feet on their first and last lines.
-
-    Hand-written: pypdf extracts text only, and no well-kept library here strips page furniture
-    from its output.
-    """
-    edges = [(lines[0], lines[-1]) for lines in (p.text.splitlines() for p in pages)]
-    tally: dict[tuple[int, str], int] = {}
-    for first, last in edges:
-        for side, line in ((0, first), (1, last)):
-            key = (side, _DIGITS.sub("#", line).casefold())
-            tally[key] = tally.get(key, 0) + 1
-    needed = max(_RUNNING_MIN_PAGES, _RUNNING_MIN_SHARE * len(pages))
-
-    def furniture(side: int, line: str) -> bool:
-        shape = _DIGITS.sub("#", line).casefold()
-        seen = tally[(side, shape)]
-        numbered = shape.endswith("#") and seen >= _RUNNING_MIN_PAGES
-        return seen >= needed or numbered or bool(_PAGE_NUMBER.fullmatch(line.strip()))
-
-    cleaned = []
-    for page in pages:
-        lines = page.text.splitlines()
-        if len(lines) > 1 and furniture(0, lines[0]):
-            lines = lines[1:]
-        if len(lines) > 1 and furniture(1, lines[-1]):
-            lines = lines[:-1]
-        cleaned.append(Page(page.number, "\n".join(lines).strip()))
-    return cleaned
 
 
 def _opens_without_password(reader: pypdf.PdfReader) -> bool:

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         description="where model files shipped in parts are joined, once, for llama.cpp to load",
     )
     evidence_tokens: int = Field(
-        default=300,
+        default=500,
         ge=0,
         description="tokens of passage text sent to the model, the most relevant sentences first; "
         "0 sends the whole passages",

@@ -162,21 +162,3 @@ def test_malformed_pdf_does_not_flood_the_log(
 
     assert not [record for record in caplog.records if record.name.startswith("pypdf")]
 
-
-def test_page_numbers_and_running_heads_are_dropped_pages_kept(fixtures_dir: Path) -> None:
-    spec = fixtures_dir / "eval" / "docs" / "shared-mime-info-spec.pdf"
-    manual = fixtures_dir / "eval" / "docs" / "R-data.pdf"
-    loaded = load_document(spec.name, spec.read_bytes(), 10 * 1024 * 1024)
-    raw = pypdf.PdfReader(spec)
-    assert [p.number for p in loaded.pages] == list(range(1, len(raw.pages) + 1))
-    page = loaded.pages[11]
-    raw_lines = raw.pages[11].extract_text().splitlines()
-    # The running head and the page number frame every page of the PDF; the text between stays.
-    assert raw_lines[0].strip() == "Shared MIME-info Database" and raw_lines[-1].strip() == "12"
-    lines = page.text.splitlines()
-    assert lines[0] != "Shared MIME-info Database" and lines[-1] != "12"
-    assert "Parents:" in lines[0] and "N_MATCHLETS" in lines[-1]
-    chapter_pages = load_document(manual.name, manual.read_bytes(), 10 * 1024 * 1024).pages
-    firsts = [p.text.splitlines()[0] for p in chapter_pages]
-    assert not any(line.startswith("Chapter 2: Spreadsheet-like data") for line in firsts)
-    assert "2 Spreadsheet-like data" in firsts, "a chapter's own heading is text, not furniture"
