@@ -65,6 +65,4 @@ def is_low_relevance(hits: Sequence[SearchHit], threshold: float, question: str 
     if max(hit.score for hit in hits) >= threshold:
         return False
     wanted = set(terms(question))
-    return not wanted or all(
-        2 * len(wanted & set(terms(hit.text))) <= len(wanted) for hit in hits
-    )
+    return not wanted or all(2 * len(wanted & set(terms(hit.text))) <= len(wanted) for hit in hits)

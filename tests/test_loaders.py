@@ -161,4 +161,3 @@ def test_malformed_pdf_does_not_flood_the_log(
         load_document("truncated.pdf", (bad_pdfs / "truncated.pdf").read_bytes(), LIMIT)
 
     assert not [record for record in caplog.records if record.name.startswith("pypdf")]
-
