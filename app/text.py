@@ -28,8 +28,7 @@ def inert_markdown(text: str) -> str:
     its target. A bare URL still shows its real target and opens only on a click; raw HTML is
     escaped by st.markdown itself (unsafe_allow_html stays off).
     """
-    pieces = _CODE.split(text)
-    return "".join(p if i % 2 else p.replace("[", "\\[") for i, p in enumerate(pieces))
+    return "".join(_escaped_outside_code(_CODE.split(text)))
 
 
 def inert_stream(chunks: Iterable[str]) -> Iterator[str]:
@@ -42,10 +41,14 @@ def inert_stream(chunks: Iterable[str]) -> Iterator[str]:
     text, sent = "", 0
     for chunk in chunks:
         text += chunk
-        pieces = text.split(_FENCE)
-        safe = _FENCE.join(p if i % 2 else p.replace("[", "\\[") for i, p in enumerate(pieces))
+        safe = _FENCE.join(_escaped_outside_code(text.split(_FENCE)))
         yield safe[sent:]
         sent = len(safe)
+
+
+def _escaped_outside_code(pieces: list[str]) -> list[str]:
+    """Text and code alternate in `pieces` (text first): `[` is escaped in the text ones."""
+    return [p if i % 2 else p.replace("[", "\\[") for i, p in enumerate(pieces)]
 
 
 def terminal_safe(text: str) -> str:

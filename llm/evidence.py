@@ -3,10 +3,10 @@
 A small local model reads its prompt at about 100 tokens a second on two cores, so sending five
 whole passages (~1,400 tokens) delays the first word by many seconds. The passages are cut down to
 their most relevant sentences, each with its neighbours (a fact often sits in the sentence after
-the one that names the topic), within a token budget;
-better-ranked passages count for more. A sentence's relevance is its overlap with the question's
-words, rare words weighing more. (Adding the embedder's similarity found the facts no more often
-on the development and held-out sets, and cost 0.4 s before the first word.)
+the one that names the topic), within a token budget; better-ranked passages count for more. A
+sentence's relevance is its overlap with the question's words, rare words weighing more. (Adding
+the embedder's similarity found the facts no more often on the development and held-out sets, and
+cost 0.4 s before the first word.)
 """
 
 from __future__ import annotations
