@@ -58,6 +58,10 @@ LOW_RELEVANCE_ANSWER = (
     "check them."
 )
 
+# Words by which a follow-up points back at the conversation instead of naming its topic.
+_REFERS_BACK = re.compile(
+    r"\b(it|its|this|that|these|those|they|them|their|he|she|his|her)\b", re.I
+)
 _CONDENSE_LABEL = re.compile(r"^(standalone|rewritten|follow-up)?\s*question\s*:\s*", re.I)
 
 
@@ -342,9 +346,10 @@ class AnswerPipeline:
         started = time.perf_counter()
         hits = self._search(standalone, config)
         low_relevance = is_low_relevance(hits, self.low_relevance_threshold, standalone)
-        if low_relevance and history:
+        if low_relevance and history and _REFERS_BACK.search(question):
             # A follow-up the rewrite left vague ("When was it written?") matches nothing alone;
-            # with the previous question beside it, it may.
+            # with the previous question beside it, it may. One that names its own topic ("What
+            # is the boiling point of water?") is not retried: the previous question would match.
             joined = _joined_question(question, history)
             retried = self._search(joined, config) if joined != standalone else []
             if retried and not is_low_relevance(retried, self.low_relevance_threshold, joined):

@@ -288,6 +288,11 @@ def test_a_vague_follow_up_is_searched_again_with_the_previous_question():
     assert result.standalone_question == "Tell me about the Zephyr X2 bicycle. When was it written?"
     assert not result.low_relevance and result.answer.startswith("In 1998")
 
+    # A follow-up that names a topic of its own is not searched with the previous question.
+    model.responses, model.i = ["What is the boiling point of water?"], 0
+    own_topic = pipeline.answer("What is the boiling point of water?", history)
+    assert own_topic.low_relevance and own_topic.answer == LOW_RELEVANCE_ANSWER
+
     alone = AnswerPipeline(cosine_search, choice, top_k=2, max_answer_tokens=32)
     model.responses, model.i = ["When was it written?"], 0
     vague = alone.answer("When was it written?")
