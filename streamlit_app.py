@@ -2,7 +2,11 @@
 
 import streamlit as st
 
+from app import identity
+
 st.set_page_config(page_title="DocQA", page_icon="📚", layout="wide")
+# Every page knows whose browser this is (and gives a new browser its id cookie).
+identity.browser_owner()
 
 pages = [
     st.Page("app/chat.py", title="Chat", icon=":material/forum:", default=True),

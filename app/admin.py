@@ -8,12 +8,13 @@ from typing import Any
 
 import streamlit as st
 
-from app import resources, ui
+from app import identity, resources, ui
 from ingest.catalog import IndexConfig
 from ingest.index import DocumentIndex, Progress, ReindexFailed
+from ingest.instructions import InstructionFlag
 from ingest.ownership import DataDirBusy
 from ingest.records import DocumentRecord
-from llm.admin_auth import AdminGate, AuthState
+from llm.admin_auth import AdminGate, AuthState, Tries
 from llm.components import index_config
 from llm.ledger import PERIODS, SpendLedger
 from llm.settings import LOCAL_EMBEDDING_MODEL, Settings
@@ -31,12 +32,12 @@ CONFIG_LABELS = {
 # -- callbacks (run before the page is drawn, so what follows shows their effect) --------------
 
 
-def try_login(gate: AdminGate, state: AuthState) -> None:
-    attempt = gate.attempt(state, st.session_state.get("admin_password_input", ""))
+def try_login(gate: AdminGate, state: AuthState, tries: Tries) -> None:
+    attempt = gate.attempt(state, tries, st.session_state.get("admin_password_input", ""))
     # The typed password is not kept in the session once it has been checked.
     st.session_state.admin_password_input = ""
     if attempt.outcome == "wrong":
-        left = gate.tries_left(state)
+        left = gate.tries_left(tries)
         st.session_state.admin_login_error = (
             f"Wrong password. {left} more wrong {'try' if left == 1 else 'tries'} "
             f"before a {gate.lockout_s:.0f} s wait."
@@ -84,6 +85,35 @@ def save_caps(ledger: SpendLedger) -> None:
     )
 
 
+def flagged_passages(
+    records: Sequence[DocumentRecord], flags: dict[str, list[InstructionFlag]]
+) -> None:
+    """Where the shown documents hold text written as instructions to a model."""
+    found = [(record, flag) for record in records for flag in flags.get(record.doc_id, [])]
+    if not found:
+        return
+    with st.expander(
+        f":material/gpp_maybe: {len(found)} passage(s) read like instructions to an AI model",
+        expanded=True,
+    ):
+        st.caption(
+            "Found when the files were added. These sentences are never sent to the model; "
+            "delete the document if it should not be searched at all."
+        )
+        st.dataframe(
+            [
+                {
+                    "Document": record.source,
+                    "Page": flag.page,
+                    "Why": flag.reason,
+                    "Passage": flag.excerpt,
+                }
+                for record, flag in found
+            ],
+            hide_index=True,
+        )
+
+
 # -- small pure helpers ------------------------------------------------------------------------
 
 
@@ -110,12 +140,15 @@ def matching(records: Sequence[DocumentRecord], query: str) -> list[DocumentReco
     return [r for r in records if needle in r.source.lower() or needle in r.doc_id.lower()]
 
 
-def document_rows(records: Sequence[DocumentRecord]) -> list[dict[str, Any]]:
+def document_rows(
+    records: Sequence[DocumentRecord], flags: dict[str, list[InstructionFlag]]
+) -> list[dict[str, Any]]:
     return [
         {
             "Name": record.source,
             "Pages": record.pages,
             "Chunks": record.chunks,
+            "Flagged": len(flags.get(record.doc_id, [])),
             "Size": record.size_bytes,
             "Added at": datetime.fromisoformat(record.added_at),
             "SHA-256": record.sha256[:12],
@@ -159,6 +192,7 @@ settings = resources.settings()
 password = settings.admin_password.get_secret_value() if settings.admin_password else None
 gate = AdminGate(password)
 auth: AuthState = st.session_state.setdefault("admin_auth", AuthState())
+tries = resources.admin_tries(settings).tries(identity.client_address(settings))
 
 st.title("Admin")
 
@@ -175,11 +209,15 @@ if not gate.is_unlocked(auth):
     with st.form("admin_login"):
         st.text_input("Admin password", type="password", key="admin_password_input")
         st.form_submit_button(
-            "Unlock", type="primary", on_click=try_login, args=(gate, auth), icon=":material/key:"
+            "Unlock",
+            type="primary",
+            on_click=try_login,
+            args=(gate, auth, tries),
+            icon=":material/key:",
         )
     if error := st.session_state.pop("admin_login_error", None):
         st.error(error, icon=":material/block:")
-    elif wait := gate.wait_s(auth):
+    elif wait := gate.wait_s(tries):
         st.warning(f"Too many wrong tries. Wait {wait:.0f} s before trying again.")
     st.stop()
 
@@ -259,8 +297,9 @@ with documents_tab:
         shown = matching(records, query)
         round_ = st.session_state.get("admin_table_round", 0)
         # A new key per search and after each change, so a selection never points at other rows.
+        flags = index.instruction_flags()
         table = st.dataframe(
-            document_rows(shown),
+            document_rows(shown, flags),
             key=f"admin_documents_{round_}_{query.strip().lower()}",
             on_select="rerun",
             selection_mode="multi-row",
@@ -268,9 +307,13 @@ with documents_tab:
             column_config={
                 "Size": st.column_config.NumberColumn(format="bytes"),
                 "Added at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+                "Flagged": st.column_config.NumberColumn(
+                    help="Passages that read like instructions to an AI model"
+                ),
             },
         )
         st.caption(f"{len(shown)} of {len(records)} document(s) shown. Select rows to delete them.")
+        flagged_passages(shown, flags)
         selected = [shown[row].doc_id for row in table.selection.rows if row < len(shown)]
         pending = st.session_state.get("admin_pending_delete")
         if pending:

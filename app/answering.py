@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from typing import Any
 import streamlit as st
 from langchain_core.runnables import RunnableConfig
 
-from app import resources, ui
+from app import identity, resources, ui
 from app.text import inert_markdown, inert_stream
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
@@ -20,7 +21,7 @@ from llm.answer_keys import answer_cache_key
 from llm.chat_models import ChatModelChoice, extractive_choice
 from llm.components import build_pipeline
 from llm.ledger import FREE_PROVIDERS
-from llm.ratelimit import TokenBucket
+from llm.ratelimit import Limit, Refusal, TokenBucket
 from llm.search import SearchMode, make_search
 from llm.settings import Settings
 from llm.tracing import answer_config
@@ -54,12 +55,31 @@ def cached_search(index: DocumentIndex, mode: SearchMode) -> Callable[[str, int]
     return lambda query, k: _cached_search(query, k, mode, index.version, key, index)
 
 
-def rate_limit_check(settings: Settings) -> float | None:
-    """Take one question from this session's bucket; the seconds to wait when it is empty."""
-    bucket = TokenBucket(settings.rate_limit_capacity, settings.rate_limit_per_minute)
-    state = st.session_state.setdefault("rate_bucket", bucket.new_state())
-    decision = bucket.try_take(state)
-    return None if decision.allowed else decision.retry_after_s
+def rate_limit_check(settings: Settings) -> Refusal | None:
+    """Take one question from this chat's, this client's and the app's buckets, or none of them
+    and say which limit refused and for how long."""
+    shared = resources.shared_buckets(settings)
+    chat = TokenBucket(settings.rate_limit_capacity, settings.rate_limit_per_minute)
+    client = TokenBucket(settings.client_rate_limit_capacity, settings.client_rate_limit_per_minute)
+    whole = TokenBucket(settings.global_rate_limit_capacity, settings.global_rate_limit_per_minute)
+    address = identity.client_address(settings)
+    return shared.take(
+        [
+            Limit("this chat", chat, st.session_state.setdefault("rate_bucket", chat.new_state())),
+            Limit("your network address", client, shared.state(f"client:{address}", client)),
+            Limit("the whole app", whole, shared.state("app", whole)),
+        ]
+    )
+
+
+def rate_limit_message(refusal: Refusal, question: str) -> str:
+    bucket = refusal.limit.bucket
+    return (
+        f"Too many questions in a short time from {refusal.limit.name}: it allows "
+        f"{bucket.capacity:g} at once, then {bucket.refill_per_minute:g} per minute. Please wait "
+        f"{max(1, math.ceil(refusal.wait_s))} seconds, then ask again. Your question was not "
+        f"sent: “{inert_markdown(question)}”"
+    )
 
 
 Notice = tuple[str, str]
@@ -116,21 +136,15 @@ def respond(
         if "message" in slot:
             cached = {**slot["message"], "cached": True, "notices": []}
             hit = resources.trace_store(settings).record_cache_hit(
-                slot["message"]["trace_id"], question, page="chat"
+                slot["message"]["trace_id"], question, page="chat", owner=identity.browser_owner()
             )
             if hit is not None:
                 cached["entry_id"] = hit.id
             keep(question, cached)
             render_answer(cached)
             return cached
-    if (wait := rate_limit_check(settings)) is not None:
-        st.warning(
-            f"Too many questions in a short time: this chat allows "
-            f"{settings.rate_limit_capacity} at once, then {settings.rate_limit_per_minute:g} "
-            f"per minute. Please wait {wait:.0f} seconds, then ask again. Your question was "
-            f"not sent: “{inert_markdown(question)}”",
-            icon=":material/hourglass_top:",
-        )
+    if (refusal := rate_limit_check(settings)) is not None:
+        st.warning(rate_limit_message(refusal, question), icon=":material/hourglass_top:")
         return None
     choice = capped_choice(settings, choice, notices)
     pipeline = build_pipeline(
@@ -170,7 +184,7 @@ def respond(
     message["notices"] = notices
     message["langsmith_url"] = tracing.run_url(result.run_id, URL_WAIT_S) if tracing else None
     resources.trace_store(settings).record(
-        result, page="chat", langsmith_url=message["langsmith_url"]
+        result, page="chat", owner=identity.browser_owner(), langsmith_url=message["langsmith_url"]
     )
     if not history:
         slot["message"] = dict(message)
@@ -327,6 +341,10 @@ def _feedback_changed(trace_id: str, entry_id: str, key: str) -> None:
     score = st.session_state.get(key)
     comment = (st.session_state.get(f"{key}_comment") or "").strip() or None
     settings = resources.settings()
-    resources.trace_store(settings).set_feedback(entry_id, score, comment)
+    # Only on this browser's own answers: the store refuses any other id.
+    if not resources.trace_store(settings).set_feedback(
+        entry_id, score, comment, owner=identity.browser_owner()
+    ):
+        return
     if (tracing := resources.tracing(settings)) is not None:
         tracing.send_feedback(trace_id, score, comment, entry_id=entry_id)

@@ -7,8 +7,9 @@ from pathlib import Path
 import streamlit as st
 
 from app import answering, resources, ui
-from app.text import inert_markdown
+from app.text import inert_markdown, snippet
 from ingest.ownership import DataDirBusy
+from llm.questions import clean_question, question_problem
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -85,8 +86,15 @@ for message in st.session_state.messages:
         else:
             st.markdown(inert_markdown(message["content"]))
 
-question = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
-if question:
+typed = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
+question = clean_question(typed or "")
+if typed and (problem := question_problem(question, settings.max_question_chars)):
+    st.warning(
+        f"{problem} Your question was not sent; it began: "
+        f"“{inert_markdown(snippet(question, 200))}”",
+        icon=":material/edit_off:",
+    )
+elif question:
     with st.chat_message("user", avatar=ui.USER_AVATAR):
         st.markdown(inert_markdown(question))
     with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):

@@ -29,6 +29,7 @@ from llm.chat_models import build_chat_model
 from llm.components import build_index, build_pipeline, index_config
 from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
 from llm.local_models import LocalModelMissing
+from llm.questions import clean_question, question_problem
 from llm.search import SEARCH_MODES, SearchMode, make_search
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore, app_trace_url
@@ -40,6 +41,8 @@ EXIT_BUSY = 2
 # How long `ask` waits for LangSmith (sending the runs, then the link's lookup) once answered.
 TRACE_FLUSH_S = 10.0
 TRACE_URL_WAIT_S = 5.0
+# Answers asked on the command line are kept under this owner: only an admin sees them in the app.
+CLI_OWNER = "cli"
 
 
 class CommandError(Exception):
@@ -218,6 +221,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    question = clean_question(args.question)
+    if problem := question_problem(question, settings.max_question_chars):
+        raise CommandError(problem)
     with _opened_index(settings) as index:
         _require_documents(index)
         try:
@@ -238,7 +244,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             index_version=index.version,
         )
         _say("Searching your documents and writing the answer…")
-        result = pipeline.answer(args.question, [], config)
+        result = pipeline.answer(question, [], config)
     trace_url = _keep_trace(result, settings, tracing)
     if args.json:
         _print_json(_answer_json(result, trace_url), indent=2)
@@ -491,7 +497,7 @@ def _keep_trace(result: AnswerResult, settings: Settings, tracing: Tracing | Non
         if tracing.notice:
             _say(f"docqa: {tracing.notice}")
     store = TraceStore(settings.data_dir / TRACES_FILE)
-    record = store.record(result, page="cli", langsmith_url=langsmith_url)
+    record = store.record(result, page="cli", owner=CLI_OWNER, langsmith_url=langsmith_url)
     return langsmith_url or app_trace_url(settings.public_url, record.id)
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.index import DocumentIndex
+from llm.admin_auth import TryBook
 from llm.chat_models import ChatModelChoice, build_chat_model
 from llm.components import build_index, build_ledger
 from llm.ledger import SpendLedger
+from llm.ratelimit import SharedBuckets
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore
 from llm.tracing import Tracing, secret_values
@@ -73,6 +75,27 @@ def _ledger(data_dir: str, _settings: Settings) -> SpendLedger:
 def ledger(current: Settings) -> SpendLedger:
     """The spending ledger of this data dir (SQLite, shared across sessions and processes)."""
     return _ledger(str(current.data_dir.resolve()), current)
+
+
+@st.cache_resource
+def _shared_buckets(data_dir: str) -> SharedBuckets:
+    return SharedBuckets()
+
+
+def shared_buckets(current: Settings) -> SharedBuckets:
+    """Rate-limit buckets per client address and for the whole app, seen by every session of
+    the app on this data dir (a reload or a new tab finds them as they were)."""
+    return _shared_buckets(str(current.data_dir.resolve()))
+
+
+@st.cache_resource
+def _admin_tries(data_dir: str) -> TryBook:
+    return TryBook()
+
+
+def admin_tries(current: Settings) -> TryBook:
+    """Wrong admin passwords per client address, so a new tab does not get fresh tries."""
+    return _admin_tries(str(current.data_dir.resolve()))
 
 
 @st.cache_resource

@@ -1,4 +1,9 @@
-"""Traces page: every answer as it was made, newest first and searchable, one shown in full."""
+"""Traces page: answers as they were made, newest first and searchable, one shown in full.
+
+A visitor lists only their own browser's answers; an unlocked admin lists everyone's. A trace
+link opens its one answer for whoever holds it (the id is random), and nothing here names
+another answer's id to someone who may not list it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from app import resources, ui
+from app import identity, resources, ui
+from app.text import inert_markdown
+from llm.admin_auth import AdminGate, AuthState
 from llm.traces import TraceRecord, TraceStore
 from llm.tracing import Tracing
 
@@ -44,6 +51,7 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
             "chunk": source["chunk_index"],
             "score": source["score"],
             "text": source["text"],
+            "flag": source.get("flag") or "",
         }
         for source in record.sources
     ]
@@ -76,13 +84,15 @@ def langsmith_link(record: TraceRecord, tracing: Tracing | None, store: TraceSto
         st.caption(tracing.notice or "The LangSmith link is not known yet; reload in a moment.")
 
 
-def show_trace(record: TraceRecord, tracing: Tracing | None, store: TraceStore) -> None:
+def show_trace(
+    record: TraceRecord, tracing: Tracing | None, store: TraceStore, admin: bool
+) -> None:
     cached = " · served from the cache" if record.cached else ""
     st.caption(
         f"{record.created_at:%Y-%m-%d %H:%M:%S} UTC · {record.provider} · {record.model} · "
         f"asked on the {record.page} page{cached} · trace {record.id}"
     )
-    if record.cached_from:
+    if record.cached_from and admin:
         st.page_link(
             ui.TRACES_PAGE,
             label="Open the trace of the original answer",
@@ -149,19 +159,28 @@ def show_trace(record: TraceRecord, tracing: Tracing | None, store: TraceStore) 
 settings = resources.settings()
 store = resources.trace_store(settings)
 tracing = resources.tracing(settings)
+password = settings.admin_password.get_secret_value() if settings.admin_password else None
+admin = AdminGate(password).is_unlocked(st.session_state.get("admin_auth", AuthState()))
 
 st.title("Traces")
 st.caption(
     "How each answer was made: the question searched, the chunks found with their scores, "
-    "the exact prompt, the answer, timings and tokens. A trace's URL can be shared."
+    "the exact prompt, the answer, timings and tokens. A trace's URL can be shared: it opens "
+    "that one answer for whoever has it."
 )
 detail = st.container()
 
-st.subheader("Recent answers", anchor=False)
+st.subheader("All recent answers" if admin else "Your recent answers", anchor=False)
+st.caption(
+    "You are logged in as admin, so every visitor's answers are listed."
+    if admin
+    else "Only the answers asked from this browser are listed; nobody else sees them here. "
+    "An admin (logged in on the Admin page) sees every answer."
+)
 search = st.text_input(
     "Search questions and answers", key="trace_search", placeholder="e.g. warranty"
 )
-records = store.recent(LIST_LIMIT, search)
+records = store.recent(LIST_LIMIT, search, owner=None if admin else identity.browser_owner())
 chosen = st.query_params.get("trace")
 ids = [record.id for record in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M:%S} · {r.question}" for r in records}
@@ -182,7 +201,9 @@ else:
 
 with detail:
     if chosen and (record := store.get(chosen)) is not None:
-        show_trace(record, tracing, store)
+        show_trace(record, tracing, store, admin)
         st.divider()
     elif chosen:
-        st.warning(f"There is no trace with id {chosen} in this data folder.", icon="🔎")
+        st.warning(
+            f"There is no trace with id {inert_markdown(chosen)} in this data folder.", icon="🔎"
+        )

@@ -103,6 +103,16 @@ def source_list(sources: Sequence[dict[str, Any]]) -> None:
                 f"page {source['page']} · similarity {source['score']:.2f}"
             )
             st.caption(inert_markdown(snippet(source["text"], 400)))
+            if flag := source.get("flag"):
+                st.caption(flag_note(flag))
+
+
+def flag_note(reason: str) -> str:
+    """Said beside a passage that reads as instructions to a model."""
+    return (
+        f":material/gpp_maybe: This passage reads like instructions to an AI model ({reason}); "
+        "those sentences were not sent to the model."
+    )
 
 
 def evidence_quotes(evidence: Sequence[dict[str, Any]]) -> None:
@@ -259,6 +269,14 @@ def upload_report(results: Sequence[AddResult]) -> None:
                 f"**{inert_markdown(result.file)}** was not added again: "
                 f"{inert_markdown(_sentence(result.error))}",
                 icon=":material/content_copy:",
+            )
+        elif result.flagged:
+            st.warning(
+                f"**{inert_markdown(result.file)}** was added, but {result.flagged} "
+                f"passage{' reads' if result.flagged == 1 else 's read'} like instructions to an "
+                "AI model. Such sentences are never passed to the model; the Admin page lists "
+                "them.",
+                icon=":material/gpp_maybe:",
             )
 
 

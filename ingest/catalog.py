@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ingest.instructions import InstructionFlag
 from ingest.records import DocumentRecord
 from ingest.sqlite_file import SQLiteFile
 
@@ -32,6 +34,13 @@ CREATE TABLE IF NOT EXISTS index_state (
     built_at TEXT NOT NULL,
     reindexed_at TEXT
 );
+CREATE TABLE IF NOT EXISTS instruction_flags (
+    doc_id TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    excerpt TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS instruction_flags_doc ON instruction_flags (doc_id);
 """
 
 
@@ -119,30 +128,57 @@ class Catalog:
         rows = self._db.connection().execute("SELECT doc_id FROM documents")
         return {row["doc_id"] for row in rows}
 
-    def add(self, record: DocumentRecord) -> int:
-        """Insert a document and bump the version in one transaction; returns the new version."""
+    def add(self, record: DocumentRecord, flags: Sequence[InstructionFlag] = ()) -> int:
+        """Insert a document and its instruction flags and bump the version in one transaction;
+        returns the new version."""
         with self._db.transaction() as db:
             db.execute(
                 "INSERT INTO documents VALUES (:doc_id, :source, :sha256, :kind, :pages, :chunks,"
                 " :size_bytes, :added_at, :stored_path)",
                 asdict(record),
             )
+            _insert_flags(db, record.doc_id, flags)
             return _bump_version(db)
 
     def remove(self, doc_id: str) -> int:
         with self._db.transaction() as db:
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+            db.execute("DELETE FROM instruction_flags WHERE doc_id = ?", (doc_id,))
             return _bump_version(db)
 
+    def instruction_flags(self) -> dict[str, list[InstructionFlag]]:
+        """Per document id, its passages that read as instructions to a model, in page order."""
+        rows = self._db.connection().execute(
+            "SELECT doc_id, page, reason, excerpt FROM instruction_flags ORDER BY doc_id, rowid"
+        )
+        flags: dict[str, list[InstructionFlag]] = {}
+        for row in rows:
+            flags.setdefault(row["doc_id"], []).append(
+                InstructionFlag(row["page"], row["reason"], row["excerpt"])
+            )
+        return flags
+
     def switch_collection(
-        self, collection: str, config: IndexConfig, chunk_counts: dict[str, int], now: str
+        self,
+        collection: str,
+        config: IndexConfig,
+        chunk_counts: dict[str, int],
+        now: str,
+        flags: dict[str, list[InstructionFlag]] | None = None,
     ) -> int:
-        """Make a rebuilt collection the active one, in one atomic step; returns the new version."""
+        """Make a rebuilt collection the active one, in one atomic step; returns the new version.
+
+        `flags`, when given, replaces every document's instruction flags (a reindex finds them
+        again, so documents added before flagging existed gain theirs)."""
         with self._db.transaction() as db:
             db.executemany(
                 "UPDATE documents SET chunks = ? WHERE doc_id = ?",
                 [(count, doc_id) for doc_id, count in chunk_counts.items()],
             )
+            if flags is not None:
+                db.execute("DELETE FROM instruction_flags")
+                for doc_id, found in flags.items():
+                    _insert_flags(db, doc_id, found)
             db.execute(
                 "UPDATE index_state SET collection = ?, embedding_provider = ?,"
                 " embedding_model = ?, chunk_size = ?, chunk_overlap = ?, reindexed_at = ?"
@@ -153,6 +189,13 @@ class Catalog:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _insert_flags(db: sqlite3.Connection, doc_id: str, flags: Sequence[InstructionFlag]) -> None:
+    db.executemany(
+        "INSERT INTO instruction_flags VALUES (?, ?, ?, ?)",
+        [(doc_id, flag.page, flag.reason, flag.excerpt) for flag in flags],
+    )
 
 
 def _config_row(config: IndexConfig) -> tuple[str, str, int, int]:

@@ -22,8 +22,9 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
 from ingest.chunking import embedding_text, split_document
+from ingest.instructions import InstructionFlag, find_instructions
 from ingest.keyword import KeywordIndex
-from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, load_document
+from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
 from ingest.ownership import DataDirLock
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
 
@@ -132,6 +133,10 @@ class DocumentIndex:
 
     def documents(self) -> list[DocumentRecord]:
         return self._catalog.documents()
+
+    def instruction_flags(self) -> dict[str, list[InstructionFlag]]:
+        """Per document id, the passages found at ingest that read as instructions to a model."""
+        return self._catalog.instruction_flags()
 
     def document(self, doc_id: str) -> DocumentRecord | None:
         return self._catalog.get(doc_id)
@@ -244,6 +249,7 @@ class DocumentIndex:
             new_keyword = KeywordIndex(self._keyword_dir(name))
             records = self.documents()
             counts: dict[str, int] = {}
+            flags: dict[str, list[InstructionFlag]] = {}
             errors: list[AddResult] = []
             try:
                 for done, record in enumerate(records):
@@ -253,6 +259,7 @@ class DocumentIndex:
                         self._write_chunks(new_store, record.doc_id, chunks)
                         new_keyword.add(record.doc_id, chunks, self._state.version)
                         counts[record.doc_id] = len(chunks)
+                        flags[record.doc_id] = find_instructions(doc.pages)
                     except (OSError, RejectedFile, ValueError) as error:
                         errors.append(
                             AddResult(record.source, "failed", record.doc_id, 0, 0, _reason(error))
@@ -276,7 +283,7 @@ class DocumentIndex:
                 shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
                 raise
             old, old_keyword = self._state.collection, self._keyword
-            version = self._catalog.switch_collection(name, config, counts, _now())
+            version = self._catalog.switch_collection(name, config, counts, _now(), flags)
             new_keyword.set_version(version)
             self._embeddings, self._store, self._keyword = embeddings, new_store, new_keyword
             self._state = self._catalog.state() or self._state
@@ -331,7 +338,10 @@ class DocumentIndex:
                 self._state = state
         return True
 
-    def _add_one(self, name: str, data: bytes) -> AddResult:
+    def _add_one(self, given: str, data: bytes) -> AddResult:
+        name = file_name(given)
+        if not name or name in {".", ".."}:
+            return AddResult(given, "failed", error="has no file name; name the file and retry")
         try:
             doc = load_document(name, data, self.max_file_bytes)
         except RejectedFile as rejected:
@@ -351,17 +361,21 @@ class DocumentIndex:
             chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
             if not chunks:
                 return AddResult(name, "failed", error="has no text to index")
+            flags = find_instructions(doc.pages)
             stored = self._store_original(doc)
             try:
                 self._write_chunks(self._store, doc.doc_id, chunks)
                 self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
-                self._catalog.add(_record(doc, stored.relative_to(self.data_dir), len(chunks)))
+                record = _record(doc, stored.relative_to(self.data_dir), len(chunks))
+                self._catalog.add(record, flags)
             except Exception as error:
                 self._delete_chunks(self._store, doc.doc_id)
                 self._keyword.remove(doc.doc_id, self._catalog.version())
                 stored.unlink(missing_ok=True)
                 return AddResult(name, "failed", error=f"could not be indexed: {error}")
-            return AddResult(name, "added", doc.doc_id, len(doc.pages), len(chunks))
+            return AddResult(
+                name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags)
+            )
 
     def _write_chunks(self, store: Chroma, doc_id: str, chunks: list[Document]) -> None:
         ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in chunks]

@@ -39,6 +39,15 @@ class RejectedFile(Exception):
         self.reason = reason
 
 
+def file_name(name: str) -> str:
+    """The name an uploaded file is known by: its last path part, without control characters.
+
+    Uploads and CLI paths may carry folders ("../../etc/x.txt", "C:\\docs\\x.txt"); the stored
+    copy is named by its checksum anyway, and citations should name the file, not a path."""
+    last = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(char for char in last if char.isprintable()).strip()
+
+
 def load_document(source: str, data: bytes, max_bytes: int) -> LoadedDocument:
     """Read `data` (the bytes of the file named `source`) into 1-based pages of text."""
     suffix = PurePath(source).suffix.lower()

@@ -73,6 +73,8 @@ class AddResult:
     pages: int = 0
     chunks: int = 0
     error: str | None = None
+    # Passages that read as instructions to a model (prompt injection), found at ingest.
+    flagged: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,9 +1,14 @@
-"""Admin password check: constant-time comparison and a lockout after repeated wrong tries."""
+"""Admin password check: constant-time comparison and a lockout after repeated wrong tries.
+
+Wrong tries count per client address, not per browser session: a new tab or a reload must not
+buy five fresh guesses.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +28,27 @@ class AuthState:
     removing the password locks every session out again.
     """
 
+    unlocked_for: str = ""
+
+
+@dataclass
+class Tries:
+    """Wrong tries from one client address and when its lockout ends."""
+
     failures: int = 0
     locked_until: float = 0.0
-    unlocked_for: str = ""
+
+
+class TryBook:
+    """Tries per client address, shared by every session of the process."""
+
+    def __init__(self) -> None:
+        self._tries: dict[str, Tries] = {}
+        self._lock = threading.Lock()
+
+    def tries(self, client: str) -> Tries:
+        with self._lock:
+            return self._tries.setdefault(client, Tries())
 
 
 @dataclass(frozen=True)
@@ -60,33 +83,34 @@ class AdminGate:
             state.unlocked_for, _fingerprint(self._password)
         )
 
-    def wait_s(self, state: AuthState) -> float:
+    def wait_s(self, tries: Tries) -> float:
         """Seconds before another try is accepted; 0 when one may be made now."""
-        return max(0.0, state.locked_until - self._clock())
+        return max(0.0, tries.locked_until - self._clock())
 
-    def attempt(self, state: AuthState, given: str) -> Attempt:
-        """Try a password; while locked out the password is not even looked at."""
+    def attempt(self, state: AuthState, tries: Tries, given: str) -> Attempt:
+        """Try a password for this session, counting against its client's tries; while locked
+        out the password is not even looked at."""
         if self._password is None:
             return Attempt("not_configured")
-        wait = self.wait_s(state)
+        wait = self.wait_s(tries)
         if wait > 0:
             return Attempt("locked", wait)
         if not given:
             return Attempt("empty")
         if hmac.compare_digest(given.encode(), self._password.encode()):
-            state.failures, state.locked_until = 0, 0.0
+            tries.failures, tries.locked_until = 0, 0.0
             state.unlocked_for = _fingerprint(self._password)
             return Attempt("unlocked")
-        state.failures += 1
+        tries.failures += 1
         # From the fifth wrong try on, every wrong try costs a full wait before the next.
-        if state.failures >= self.max_failures:
-            state.locked_until = self._clock() + self.lockout_s
+        if tries.failures >= self.max_failures:
+            tries.locked_until = self._clock() + self.lockout_s
             return Attempt("locked", self.lockout_s)
         return Attempt("wrong")
 
-    def tries_left(self, state: AuthState) -> int:
+    def tries_left(self, tries: Tries) -> int:
         """Wrong tries still possible before the wait starts."""
-        return max(0, self.max_failures - state.failures)
+        return max(0, self.max_failures - tries.failures)
 
     @staticmethod
     def logout(state: AuthState) -> None:

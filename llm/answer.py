@@ -14,14 +14,17 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
+from ingest.instructions import instruction_flag
 from ingest.records import SearchHit
 from llm.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
 from llm.chat_models import EXTRACTIVE_MODEL, ChatModelChoice
 from llm.evidence import select_evidence
 from llm.extractive import NO_ANSWER, extractive_answer, terms
+from llm.leaks import WITHHELD_ANSWER, LeakGuard
 from llm.local_model import message_dicts
 from llm.prompts import (
     ANSWER_PROMPT,
+    ANSWER_SYSTEM,
     CONDENSE_PROMPT,
     format_context,
     format_conversation,
@@ -76,10 +79,22 @@ class Source:
     chunk_index: int
     score: float
     text: str
+    # Why the passage reads as instructions to a model, when it does (those sentences are
+    # never sent to the model).
+    flag: str | None = None
 
     @classmethod
     def from_hit(cls, number: int, hit: SearchHit) -> Source:
-        return cls(number, hit.doc_id, hit.source, hit.page, hit.chunk_index, hit.score, hit.text)
+        return cls(
+            number,
+            hit.doc_id,
+            hit.source,
+            hit.page,
+            hit.chunk_index,
+            hit.score,
+            hit.text,
+            instruction_flag(hit.text),
+        )
 
 
 @dataclass
@@ -283,8 +298,10 @@ class AnswerPipeline:
         low_relevance_threshold: float = DEFAULT_LOW_RELEVANCE_THRESHOLD,
         evidence_tokens: int = 0,
         embed: EmbedFn | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.choice = choice
+        self.secrets = list(secrets)
         self.max_answer_tokens = max_answer_tokens
         self.low_relevance_threshold = low_relevance_threshold
         self.evidence_tokens = evidence_tokens
@@ -391,12 +408,16 @@ class AnswerPipeline:
             tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
             tokens = self._model_tokens(chat_model, prompt_value, config, usage)
+        # A document may ask the model for its instructions or for keys; neither goes out.
+        guard = LeakGuard(self.secrets, ANSWER_SYSTEM)
         parts: list[str] = []
-        for text in tokens:
+        for text in guard.stream(tokens):
             clock.token()
             parts.append(text)
             yield Token(text)
         raw = "".join(parts)
+        if guard.withheld:
+            checked, raw = False, WITHHELD_ANSWER
         attribution = self._attribute(raw, hits, config) if checked else None
 
         result = AnswerResult(

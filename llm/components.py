@@ -11,6 +11,7 @@ from llm.chat_models import ChatModelChoice
 from llm.ledger import Caps, SpendLedger
 from llm.search import SearchFn
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
+from llm.tracing import secret_values
 
 
 def index_config(settings: Settings) -> IndexConfig:
@@ -66,4 +67,5 @@ def build_pipeline(
         settings.low_relevance_threshold,
         evidence_tokens=settings.evidence_tokens,
         embed=embed,
+        secrets=secret_values(settings),
     )

@@ -6,7 +6,8 @@ their most relevant sentences, each with its neighbours (a fact often sits in th
 the one that names the topic), within a token budget; better-ranked passages count for more. A
 sentence's relevance is its overlap with the question's words, rare words weighing more. (Adding
 the embedder's similarity found the facts no more often on the development and held-out sets, and
-cost 0.4 s before the first word.)
+cost 0.4 s before the first word.) A sentence that reads as instructions to a model (prompt
+injection) is never sent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from ingest.instructions import instruction_flag
 from ingest.records import SearchHit
 from llm.extractive import split_sentences, terms
 from llm.prompts import source_header
@@ -80,7 +82,11 @@ class _Reading:
                 flat[j] for j in (self.before.get(i), self.after.get(i)) if j is not None and j < i
             ]
             fresh = [
-                u for u in units(hit.text) if u not in seen and not any(u in n for n in neighbours)
+                u
+                for u in units(hit.text)
+                if u not in seen
+                and not any(u in n for n in neighbours)
+                and instruction_flag(u) is None
             ]
             seen.update(fresh)
             rows.append(fresh)
@@ -140,7 +146,8 @@ def select_evidence(
     hits too. A budget of 0 keeps every passage whole.
     """
     if budget_tokens <= 0:
-        return list(enumerate(hits, start=1))
+        whole = [(number, without_instructions(hit)) for number, hit in enumerate(hits, start=1)]
+        return [(number, hit) for number, hit in whole if hit.text]
     reading = _Reading(hits)
     table = _scored_units(question, reading.rows)
     chosen: set[Key] = set()
@@ -177,3 +184,11 @@ def _join(row: list[_Unit], positions: list[int]) -> str:
             parts.append(GAP.strip())
         parts.append(row[position].text)
     return " ".join(parts)
+
+
+def without_instructions(hit: SearchHit) -> SearchHit:
+    """The passage whole, or without its sentences that read as instructions to a model."""
+    if instruction_flag(hit.text) is None:
+        return hit
+    kept = [u for u in units(hit.text) if instruction_flag(u) is None]
+    return replace(hit, text=" ".join(kept))

@@ -1,9 +1,10 @@
-"""Token-bucket rate limiting as pure arithmetic; the caller keeps one bucket state per session."""
+"""Token-bucket rate limiting: the arithmetic, and limits per session, per client and app-wide."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Refill arithmetic in floats can land a hair below a whole token exactly when
@@ -69,3 +70,60 @@ class TokenBucket:
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One bucket a question must pass, with its state and the words that name it to the user."""
+
+    name: str
+    bucket: TokenBucket
+    state: BucketState
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The limit that refused a question and how long until it would pass."""
+
+    limit: Limit
+    wait_s: float
+
+
+class SharedBuckets:
+    """Bucket states by key (a client address, or the whole app), seen by every session of the
+    process; a browser's reload or new tab starts a new session but finds the same state here.
+
+    Tokens are taken from every limit or from none, under one lock: a question refused by the
+    app-wide limit must not use up the client's own allowance.
+    """
+
+    def __init__(self, max_keys: int = 10_000) -> None:
+        self._states: dict[str, BucketState] = {}
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def state(self, key: str, bucket: TokenBucket) -> BucketState:
+        with self._lock:
+            if key not in self._states and len(self._states) >= self._max_keys:
+                self._forget_full(bucket)
+            return self._states.setdefault(key, bucket.new_state())
+
+    def take(self, limits: Sequence[Limit]) -> Refusal | None:
+        """One token from each limit, or None taken and the refusal with the longest wait."""
+        with self._lock:
+            refusals = [
+                Refusal(limit, (1.0 - tokens) * 60.0 / limit.bucket.refill_per_minute)
+                for limit in limits
+                if (tokens := limit.bucket.available(limit.state)) < 1.0 - _EPSILON
+            ]
+            if refusals:
+                return max(refusals, key=lambda refusal: refusal.wait_s)
+            for limit in limits:
+                limit.bucket.try_take(limit.state)
+            return None
+
+    def _forget_full(self, bucket: TokenBucket) -> None:
+        # A full bucket holds nothing worth keeping: forgetting it is the same as a new one.
+        for key, state in list(self._states.items()):
+            if bucket.available(state) >= bucket.capacity:
+                del self._states[key]

@@ -122,6 +122,18 @@ class Settings(BaseSettings):
 
     rate_limit_capacity: int = Field(default=5, ge=1)
     rate_limit_per_minute: float = Field(default=5.0, gt=0)
+    # Per client address (tabs, reloads and sessions of one browser or network share it) and for
+    # the whole app, so opening a new tab does not buy a fresh bucket.
+    client_rate_limit_capacity: int = Field(default=10, ge=1)
+    client_rate_limit_per_minute: float = Field(default=6.0, gt=0)
+    global_rate_limit_capacity: int = Field(default=60, ge=1)
+    global_rate_limit_per_minute: float = Field(default=30.0, gt=0)
+    trusted_proxy_header: str | None = Field(
+        default=None,
+        description="header a trusted reverse proxy sets to the client address, e.g. "
+        "X-Forwarded-For (DOCQA_TRUSTED_PROXY_HEADER); unset: the connection's own address",
+    )
+    max_question_chars: int = Field(default=2000, ge=10)
     cap_daily_usd: float = Field(default=5.0, ge=0)
     cap_weekly_usd: float = Field(default=20.0, ge=0)
     cap_monthly_usd: float = Field(default=50.0, ge=0)
@@ -148,6 +160,7 @@ class Settings(BaseSettings):
         "admin_password",
         "langsmith_api_key",
         "langsmith_endpoint",
+        "trusted_proxy_header",
         mode="before",
     )
     @classmethod

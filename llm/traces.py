@@ -38,17 +38,18 @@ _SCHEMA = (
         cached_from TEXT,
         feedback_score INTEGER,
         feedback_comment TEXT,
-        attribution TEXT
+        attribution TEXT,
+        owner TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS traces_created_at ON traces (created_at)",
 )
 _COLUMNS = (
     "id, created_at, page, question, standalone_question, answer, provider, model, sources, "
     "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment, "
-    "attribution"
+    "attribution, owner"
 )
 # Columns added since the first release, with their types: an older file gains them on open.
-_ADDED_COLUMNS = {"attribution": "TEXT"}
+_ADDED_COLUMNS = {"attribution": "TEXT", "owner": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class TraceRecord:
     feedback_comment: str | None
     # Which sentences the documents support, and the evidence quotes (None for older records).
     attribution: dict[str, Any] | None = None
+    # Who asked: a browser's key ("browser:…"), "cli", or None for records older than owners.
+    owner: str | None = None
 
     @property
     def cached(self) -> bool:
@@ -100,7 +103,12 @@ class TraceStore:
                     conn.execute(f"ALTER TABLE traces ADD COLUMN {name} {kind}")
 
     def record(
-        self, result: AnswerResult, *, page: str, langsmith_url: str | None = None
+        self,
+        result: AnswerResult,
+        *,
+        page: str,
+        owner: str,
+        langsmith_url: str | None = None,
     ) -> TraceRecord:
         """Keep a finished answer under its root run id (a new id when it has none)."""
         trace_id = result.run_id or str(uuid.uuid4())
@@ -123,21 +131,27 @@ class TraceStore:
             None,
             None,
             json.dumps(result.attribution.to_json()) if result.attribution else None,
+            owner,
         )
         with self._connect() as conn:
-            conn.execute(f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * 17)})", row)
+            conn.execute(
+                f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+            )
         return self._get_required(trace_id)
 
-    def record_cache_hit(self, origin_id: str, question: str, page: str) -> TraceRecord | None:
-        """A new entry for an answer served from the cache, copying the original's content."""
+    def record_cache_hit(
+        self, origin_id: str, question: str, page: str, owner: str
+    ) -> TraceRecord | None:
+        """A new entry for an answer served from the cache, copying the original's content
+        (not its asker: the entry is the new asker's own)."""
         trace_id = str(uuid.uuid4())
         with self._connect() as conn:
             inserted = conn.execute(
                 f"""INSERT INTO traces ({_COLUMNS})
                 SELECT ?, ?, ?, ?, standalone_question, answer, provider, model, sources, prompt,
-                    timings, usage, langsmith_url, id, NULL, NULL, attribution
+                    timings, usage, langsmith_url, id, NULL, NULL, attribution, ?
                 FROM traces WHERE id = ?""",
-                (trace_id, _now(), page, question, origin_id),
+                (trace_id, _now(), page, question, owner, origin_id),
             ).rowcount
         return self.get(trace_id) if inserted else None
 
@@ -148,16 +162,23 @@ class TraceStore:
             ).fetchone()
         return _to_record(row) if row else None
 
-    def recent(self, limit: int = 50, search: str | None = None) -> list[TraceRecord]:
-        """Newest first; `search` keeps answers whose question or answer contains it (any case)."""
-        where, params = "", []
+    def recent(
+        self, limit: int = 50, search: str | None = None, *, owner: str | None
+    ) -> list[TraceRecord]:
+        """Newest first, only `owner`'s (None: everyone's, for an admin); `search` keeps answers
+        whose question or answer contains it (any case)."""
+        conditions, params = [], []
+        if owner is not None:
+            conditions.append("owner = ?")
+            params.append(owner)
         if search and search.strip():
             pattern = "%" + _escape_like(search.strip()) + "%"
-            where = (
-                "WHERE question LIKE ? ESCAPE '\\' OR standalone_question LIKE ? ESCAPE '\\' "
-                "OR answer LIKE ? ESCAPE '\\'"
+            conditions.append(
+                "(question LIKE ? ESCAPE '\\' OR standalone_question LIKE ? ESCAPE '\\' "
+                "OR answer LIKE ? ESCAPE '\\')"
             )
-            params = [pattern, pattern, pattern]
+            params += [pattern, pattern, pattern]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._connect() as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM traces {where} "
@@ -166,12 +187,16 @@ class TraceStore:
             ).fetchall()
         return [_to_record(row) for row in rows]
 
-    def set_feedback(self, trace_id: str, score: int | None, comment: str | None) -> bool:
-        """Keep thumbs (1 up, 0 down, None cleared) and comment (blank: none); False if unknown."""
+    def set_feedback(
+        self, trace_id: str, score: int | None, comment: str | None, *, owner: str
+    ) -> bool:
+        """Keep thumbs (1 up, 0 down, None cleared) and comment (blank: none) on one of `owner`'s
+        answers; False if there is no such answer of theirs."""
         with self._connect() as conn:
             changed = conn.execute(
-                "UPDATE traces SET feedback_score = ?, feedback_comment = ? WHERE id = ?",
-                (score, (comment or "").strip() or None, trace_id),
+                "UPDATE traces SET feedback_score = ?, feedback_comment = ? "
+                "WHERE id = ? AND owner = ?",
+                (score, (comment or "").strip() or None, trace_id, owner),
             ).rowcount
         return bool(changed)
 
@@ -227,6 +252,7 @@ def _to_record(row: tuple[Any, ...]) -> TraceRecord:
         score,
         comment,
         attribution,
+        owner,
     ) = row
     return TraceRecord(
         id=trace_id,
@@ -246,4 +272,5 @@ def _to_record(row: tuple[Any, ...]) -> TraceRecord:
         feedback_score=score,
         feedback_comment=comment,
         attribution=json.loads(attribution) if attribution else None,
+        owner=owner,
     )

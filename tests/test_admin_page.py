@@ -9,8 +9,8 @@ from streamlit.testing.v1 import AppTest
 
 from llm.components import build_index, build_ledger
 from llm.settings import load_settings
+from tests.app_pages import PASSWORD, log_in, page_text
 
-PASSWORD = "correct horse battery staple"
 # First runs import the app and open the index (and may load models): be generous.
 TIMEOUT = 180
 
@@ -33,29 +33,8 @@ def admin_page() -> AppTest:
     return at
 
 
-def log_in(at: AppTest, password: str) -> AppTest:
-    at.text_input(key="admin_password_input").input(password)
-    at.button(key="FormSubmitter:admin_login-Unlock").click()
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def controls_shown(at: AppTest) -> bool:
     return [tab.label for tab in at.tabs] == ["Overview", "Documents", "Reindex"]
-
-
-def page_text(at: AppTest) -> str:
-    """Every text the page shows, widget values included."""
-    parts = [
-        element.value
-        for elements in (at.markdown, at.caption, at.info, at.warning, at.error, at.success)
-        for element in elements
-    ]
-    parts += [f"{metric.label} {metric.value}" for metric in at.metric]
-    parts += [str(widget.value) for widget in (*at.text_input, *at.selectbox)]
-    parts += [str(option) for box in at.selectbox for option in box.options]
-    return "\n".join(parts)
 
 
 def test_locked_without_a_password(app_env: Path) -> None:

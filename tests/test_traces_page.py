@@ -51,7 +51,7 @@ def store(tmp_path: Path) -> TraceStore:
 def test_a_recorded_answer_comes_back_whole(store: TraceStore) -> None:
     result = answer("How long is the Zephyr frame warranty?")
     result.prompt_messages = [{"role": "system", "content": "Answer from the sources."}]
-    kept = store.record(result, page="cli", langsmith_url="https://smith.example/r/1")
+    kept = store.record(result, page="cli", owner="cli", langsmith_url="https://smith.example/r/1")
 
     again = store.get(result.run_id)
     assert again == kept
@@ -70,7 +70,7 @@ def test_a_recorded_answer_comes_back_whole(store: TraceStore) -> None:
         "total_s",
     }
     assert again.usage == result.usage
-    assert again.langsmith_url == "https://smith.example/r/1"
+    assert again.langsmith_url == "https://smith.example/r/1" and again.owner == "cli"
     assert (again.provider, again.model, again.cached, again.feedback_score) == (
         "extractive",
         "extractive",
@@ -86,27 +86,30 @@ def test_recent_is_newest_first_and_searches_questions_and_answers(store: TraceS
         "What does the Zephyr bicycle cost?",
         "How much sun do tomatoes need?",
     ]
-    ids = [store.record(answer(q), page="chat").id for q in questions]
+    ids = [store.record(answer(q), page="chat", owner="browser:a").id for q in questions]
 
-    assert [r.id for r in store.recent()] == ids[::-1]
-    assert [r.id for r in store.recent(limit=2)] == ids[:0:-1]
-    assert [r.id for r in store.recent(search="ZEPHYR")] == [ids[1], ids[0]]
+    assert [r.id for r in store.recent(owner=None)] == ids[::-1]
+    assert [r.id for r in store.recent(limit=2, owner="browser:a")] == ids[:0:-1]
+    assert [r.id for r in store.recent(search="ZEPHYR", owner=None)] == [ids[1], ids[0]]
     # "six hours" is only in the answer, quoted from the passage.
-    assert [r.id for r in store.recent(search="six hours")] == [ids[2]]
-    assert store.recent(search="100%") == []  # the % is text, not a wildcard
+    assert [r.id for r in store.recent(search="six hours", owner=None)] == [ids[2]]
+    assert store.recent(search="100%", owner=None) == []  # the % is text, not a wildcard
+    assert store.recent(owner="browser:b") == []
 
 
 def test_feedback_cache_hits_and_late_links(store: TraceStore) -> None:
-    original = store.record(answer("What does the Zephyr bicycle cost?"), page="chat")
+    original = store.record(answer("What does the Zephyr bicycle cost?"), page="chat", owner="a")
 
-    assert store.set_feedback(original.id, 0, "The price is in euros, say so")
+    assert store.set_feedback(original.id, 0, "The price is in euros, say so", owner="a")
     assert store.get(original.id).feedback_score == 0
     assert store.get(original.id).feedback_comment == "The price is in euros, say so"
-    assert store.set_feedback(original.id, 1, "  ")
+    assert store.set_feedback(original.id, 1, "  ", owner="a")
     assert store.get(original.id).feedback_comment is None
-    assert not store.set_feedback("no-such-id", 1, None)
+    assert not store.set_feedback("no-such-id", 1, None, owner="a")
 
-    hit = store.record_cache_hit(original.id, "what does the zephyr bicycle cost", page="chat")
+    hit = store.record_cache_hit(
+        original.id, "what does the zephyr bicycle cost", page="chat", owner="b"
+    )
     assert hit is not None and hit.id != original.id
     assert (hit.cached, hit.cached_from, hit.question) == (
         True,
@@ -114,8 +117,8 @@ def test_feedback_cache_hits_and_late_links(store: TraceStore) -> None:
         "what does the zephyr bicycle cost",
     )
     assert (hit.answer, hit.sources) == (original.answer, original.sources)
-    assert hit.feedback_score is None
-    assert store.record_cache_hit("no-such-id", "?", page="chat") is None
+    assert hit.feedback_score is None and hit.owner == "b"
+    assert store.record_cache_hit("no-such-id", "?", page="chat", owner="b") is None
 
     url = f"https://smith.example/o/t/projects/p/p/r/{original.id}"
     store.set_langsmith_url(original.id, url)

@@ -20,10 +20,10 @@ from urllib.parse import urljoin
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, start_server, stop_server
+from tests.browser_fixtures import Server, start_server, stop_server
 from tests.e2e.steps import ask, sidebar, wait_idle, watch_stream
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.security, pytest.mark.browser, pytest.mark.slow]
 expect.set_options(timeout=60_000)
 
 
@@ -186,9 +186,57 @@ def test_a_hostile_document_and_answer_fetch_nothing_on_chat_and_traces(
 
     trace = answer.get_by_role("link", name="View trace").get_attribute("href")
     page.goto(urljoin(page.url, trace))
-    expect(page.get_by_role("heading", name="Answer")).to_be_visible()
+    expect(page.get_by_role("heading", name="Answer", exact=True)).to_be_visible()
     expect(page.get_by_test_id("stMain")).to_contain_text("The warranty lasts two years")
     wait_idle(page)
     page.wait_for_timeout(1_000)
     assert page.locator(f'img[src^="{leak.url}"]').count() == 0
     assert leak.paths == [], f"the browser fetched {leak.paths}"
+
+
+def test_a_second_visitor_cannot_read_the_first_ones_questions(
+    browser: Browser, page: Page, hostile_server: tuple[Server, Listener]
+) -> None:
+    server, _ = hostile_server
+    question = "How long does the warranty last?"
+    if not page.get_by_text(question).count():
+        ask(page, question)
+        wait_idle(page)
+    # The same browser, in a new tab and after a reload, still finds its own answers.
+    tab = page.context.new_page()
+    tab.goto(urljoin(server.url, "/traces"))
+    expect(tab.get_by_role("heading", name="Your recent answers")).to_be_visible()
+    expect(tab.get_by_test_id("stMain")).to_contain_text(question)
+    tab.reload()
+    expect(tab.get_by_test_id("stMain")).to_contain_text(question)
+    tab.close()
+
+    stranger = browser.new_context(viewport={"width": 1280, "height": 800})
+    other = stranger.new_page()
+    other.goto(urljoin(server.url, "/traces"))
+    expect(other.get_by_role("heading", name="Your recent answers")).to_be_visible()
+    expect(other.get_by_test_id("stMain")).to_contain_text("No answers yet")
+    wait_idle(other)
+    assert question not in other.get_by_test_id("stMain").inner_text()
+    stranger.close()
+
+
+def test_a_reload_does_not_reset_the_limits(
+    browser: Browser, client_limited_server: Server, tmp_path: Path
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(client_limited_server.url)
+    document = tmp_path / "pump.md"
+    document.write_text("# Pump\n\nThe P-40 pump moves 40 litres a minute.\n", encoding="utf-8")
+    sidebar(page).locator("input[type=file]").set_input_files([document])
+    expect(sidebar(page)).to_contain_text("1 document(s) indexed")
+    for question in ("How fast is the P-40 pump?", "What does the P-40 move?"):
+        expect(ask(page, question)).to_contain_text("40 litres")
+    page.reload()
+    expect(page.get_by_role("heading", name="Ask your documents")).to_be_visible()
+    ask(page, "How many litres a minute?")
+    warning = page.get_by_test_id("stAlert").filter(has_text="Too many questions")
+    expect(warning).to_contain_text("your network address")
+    expect(warning).to_contain_text("Please wait")
+    context.close()
