@@ -23,17 +23,18 @@ from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
-from llm.answer import AnswerResult, Source
+from llm.answer import Source
 from llm.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
-from llm.chat_models import build_chat_model
-from llm.components import build_index, build_pipeline, index_config
+from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.components import build_index, build_ledger, build_pipeline, index_config
 from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
 from llm.local_models import LocalModelMissing
 from llm.questions import clean_question, question_problem
 from llm.search import SEARCH_MODES, SearchMode, make_search
+from llm.service import Answered, AnswerService, Asker, Failed, Noticed, Reply, ServiceEvent
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore, app_trace_url
-from llm.tracing import Tracing, answer_config, build_tracing
+from llm.tracing import build_tracing
 
 # The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.
 EXIT_FAILED = 1
@@ -224,30 +225,30 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     question = clean_question(args.question)
     if problem := question_problem(question, settings.max_question_chars):
         raise CommandError(problem)
+    tracing = build_tracing(settings)
     with _opened_index(settings) as index:
         _require_documents(index)
-        try:
-            choice = build_chat_model(settings)
-        except ValueError as error:
-            raise CommandError(str(error)) from None
-        pipeline = build_pipeline(
-            settings, make_search(index, settings.search_mode), choice, index.embed_texts
-        )
-        tracing = build_tracing(settings)
-        config = answer_config(
+        service = AnswerService(
+            settings,
+            index,
+            make_search(index, settings.search_mode),
+            lambda: _chat_model(settings),
+            build_ledger(settings),
+            TraceStore(settings.data_dir / TRACES_FILE),
             tracing,
-            page="cli",
-            session_id=f"cli-{uuid.uuid4()}",
-            provider=choice.provider,
-            model=choice.model,
-            top_k=settings.top_k,
-            index_version=index.version,
+            url_wait_s=TRACE_URL_WAIT_S,
+            flush_s=TRACE_FLUSH_S,
         )
         _say("Searching your documents and writing the answer…")
-        result = pipeline.answer(question, [], config)
-    trace_url = _keep_trace(result, settings, tracing)
+        reply = _final_reply(
+            service.ask(question, [], Asker(CLI_OWNER, "cli", f"cli-{uuid.uuid4()}"))
+        )
+    if tracing is not None and tracing.notice:
+        _say(f"docqa: {tracing.notice}")
+    result = reply.result
+    trace_url = reply.langsmith_url or app_trace_url(settings.public_url, reply.trace_id)
     if args.json:
-        _print_json(_answer_json(result, trace_url), indent=2)
+        _print_json(_answer_json(reply, trace_url), indent=2)
         return 0
     print(terminal_safe(result.answer.strip()))
     attribution = result.attribution
@@ -473,7 +474,8 @@ def _require_documents(index: DocumentIndex) -> None:
         raise CommandError("no documents indexed yet; add some with: docqa add PATH...")
 
 
-def _answer_json(result: AnswerResult, trace_url: str) -> dict[str, Any]:
+def _answer_json(reply: Reply, trace_url: str) -> dict[str, Any]:
+    result = reply.result
     return {
         "answer": result.answer,
         "sources": [_source_json(source) for source in result.sources],
@@ -482,23 +484,31 @@ def _answer_json(result: AnswerResult, trace_url: str) -> dict[str, Any]:
         "usage": result.usage,
         "low_relevance": result.low_relevance,
         "attribution": result.attribution.to_json() if result.attribution else None,
-        "trace_id": result.run_id,
+        "trace_id": reply.trace_id,
         "trace_url": trace_url,
+        "notices": [asdict(notice) for notice in reply.notices],
     }
 
 
-def _keep_trace(result: AnswerResult, settings: Settings, tracing: Tracing | None) -> str:
-    """Record the answer for the Traces page; its LangSmith link when traced, else the app's."""
-    langsmith_url = None
-    if tracing is not None:
-        # Sent before the lookup: LangSmith creates the project with the first run it receives.
-        if tracing.flush(TRACE_FLUSH_S):
-            langsmith_url = tracing.run_url(str(result.run_id), TRACE_URL_WAIT_S)
-        if tracing.notice:
-            _say(f"docqa: {tracing.notice}")
-    store = TraceStore(settings.data_dir / TRACES_FILE)
-    record = store.record(result, page="cli", owner=CLI_OWNER, langsmith_url=langsmith_url)
-    return langsmith_url or app_trace_url(settings.public_url, record.id)
+def _chat_model(settings: Settings) -> ChatModelChoice:
+    """The configured chat model; on the command line a model that cannot load is an error
+    (the chat page answers by quoting instead)."""
+    try:
+        return build_chat_model(settings)
+    except (ValueError, LocalModelMissing) as error:
+        raise CommandError(str(error)) from None
+
+
+def _final_reply(events: Iterator[ServiceEvent]) -> Reply:
+    """Say the notices as they come; the answer, or an error when the model failed."""
+    for event in events:
+        if isinstance(event, Noticed):
+            _say(f"docqa: {event.notice.text}")
+        elif isinstance(event, Failed):
+            raise CommandError(f"the model could not answer: {event.reason}")
+        elif isinstance(event, Answered):
+            return event.reply
+    raise CommandError("the answer ended without a result")
 
 
 def _source_json(source: Source) -> dict[str, Any]:

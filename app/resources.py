@@ -13,6 +13,8 @@ from llm.chat_models import ChatModelChoice, build_chat_model
 from llm.components import build_index, build_ledger
 from llm.ledger import SpendLedger
 from llm.ratelimit import SharedBuckets
+from llm.search import SearchFn
+from llm.service import AnswerCache, AnswerService
 from llm.settings import Settings, load_settings
 from llm.traces import TRACES_FILE, TraceStore
 from llm.tracing import Tracing, secret_values
@@ -106,6 +108,27 @@ def _trace_store(data_dir: str) -> TraceStore:
 def trace_store(current: Settings) -> TraceStore:
     """The record of every answer made with this data dir, for the Traces page."""
     return _trace_store(str(current.data_dir.resolve()))
+
+
+@st.cache_resource
+def _answer_cache(data_dir: str, ttl_s: int) -> AnswerCache:
+    return AnswerCache(ttl_s)
+
+
+def answer_service(current: Settings, index: DocumentIndex, search: SearchFn) -> AnswerService:
+    """The answering service over this run's settings, with the process's shared parts: the
+    answer cache, the shared rate-limit buckets, the ledger and the trace store."""
+    return AnswerService(
+        current,
+        index,
+        search,
+        lambda: chat_model(current),
+        ledger(current),
+        trace_store(current),
+        tracing(current),
+        limits=shared_buckets(current),
+        cache=_answer_cache(str(current.data_dir.resolve()), current.cache_ttl_seconds),
+    )
 
 
 def tracing(current: Settings) -> Tracing | None:

@@ -10,7 +10,7 @@ import streamlit as st
 from app.text import attributed_markdown, inert_markdown, muted, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
-from llm.chat_models import available_providers
+from llm.chat_models import PROVIDER_LABELS, available_providers
 from llm.local_models import LOCAL_MODELS, local_model_installed, model_label
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
@@ -18,11 +18,6 @@ TRACES_PAGE = "app/traces.py"
 # Material icons render the same everywhere; emoji depend on the reader's fonts.
 USER_AVATAR = ":material/person:"
 ASSISTANT_AVATAR = ":material/menu_book:"
-PROVIDER_LABELS = {
-    "openai": "OpenAI-compatible API",
-    "local": "Local model (offline)",
-    "extractive": "Extractive (no model, quotes passages)",
-}
 
 UNAVAILABLE_REASONS = {
     "openai": "no OPENAI_API_KEY is set",

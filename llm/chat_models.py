@@ -13,6 +13,12 @@ from llm.local_models import local_model_installed, model_label, resolve_model_f
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 EXTRACTIVE_MODEL = "extractive"
+# How each provider is named to users, on the pages and in notices.
+PROVIDER_LABELS = {
+    "openai": "OpenAI-compatible API",
+    "local": "Local model (offline)",
+    "extractive": "Extractive (no model, quotes passages)",
+}
 
 KNOWN_CONTEXT_WINDOWS: dict[str, int] = {
     "gpt-4o-mini": 128_000,

@@ -31,6 +31,8 @@ MAX_UNIT_CHARS = 200
 GAP = " … "
 # A unit must hold a word: a bare page number or list mark tells the model nothing.
 _WORDLIKE = re.compile(r"[A-Za-z]{2}")
+# Dot leaders: a table of contents line ("5 Binary files . . . . . 21") names a topic, not a fact.
+_LEADERS = re.compile(r"(?:\.\s?){4,}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def units(text: str) -> list[str]:
             sentence = sentence[cut:].strip()
         if sentence:
             pieces.append(sentence)
-    return [piece for piece in pieces if _WORDLIKE.search(piece)]
+    return [piece for piece in pieces if _WORDLIKE.search(piece) and not _LEADERS.search(piece)]
 
 
 class _Reading:

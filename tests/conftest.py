@@ -37,3 +37,19 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+PUMP_DOCUMENT = ("pump.md", b"# Pump\n\nThe P-40 pump moves 40 litres a minute.")
+
+
+@pytest.fixture
+def pump_dir(data_dir: Path, tmp_path: Path) -> Path:
+    """The data dir with one small document indexed (and the index closed again)."""
+    from llm.components import build_index
+    from llm.settings import load_settings
+
+    settings = load_settings(data_dir=data_dir, secrets_file=tmp_path / "absent.toml")
+    index = build_index(settings, owner="test")
+    index.add_files([PUMP_DOCUMENT])
+    index.close()
+    return data_dir

@@ -6,6 +6,7 @@ Each AppTest below is a new browser session, as a reload or a second tab is.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,9 @@ pytestmark = pytest.mark.security
 
 
 @pytest.fixture
-def pump_app(app_env: Path, tmp_path: Path) -> Path:
-    """The app's data dir with one small document indexed."""
-    settings = load_settings(data_dir=app_env, secrets_file=tmp_path / "absent.toml")
-    index = build_index(settings, owner="test")
-    index.add_files([("pump.md", b"# Pump\n\nThe P-40 pump moves 40 litres a minute.")])
-    index.close()
-    return app_env
+def pump_app(app_env: Path, pump_dir: Path) -> Path:
+    """The app's data dir (see app_env) with one small document indexed."""
+    return pump_dir
 
 
 def new_tab() -> AppTest:
@@ -74,7 +71,9 @@ def test_the_app_wide_limit_holds_across_sessions(
     refused = ask(new_tab(), "How fast is the P-40 pump, again?")
     assert answered(refused) == 0
     assert "the whole app" in refused.warning[0].value
-    assert "wait 120 seconds" in refused.warning[0].value
+    # One question every two minutes: the wait is what is left of them (a slow run uses some).
+    [wait] = re.findall(r"wait (\d+) seconds", refused.warning[0].value)
+    assert 60 < int(wait) <= 120
 
 
 def test_limits_take_from_all_buckets_or_none() -> None:
