@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 
+# Once for the whole run: the e2e and security suites share one Playwright and one Chromium.
+from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found by pytest by name)
+    browser,
+    chat_server,
+    client_limited_server,
+    limited_server,
+    pytest_runtest_makereport,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 # The suite answers with the smallest local model, for speed on two cores; the default model has

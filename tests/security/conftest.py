@@ -1,18 +1,10 @@
-"""The browser fixtures (Chromium, real `streamlit run` servers), the failure report hook, and a
-data dir for the app in AppTest."""
+"""A data dir for the app in AppTest, set up for the attacks."""
 
 from pathlib import Path
 
 import pytest
 
 from tests.app_pages import PASSWORD
-from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found by pytest by name)
-    browser,
-    chat_server,
-    client_limited_server,
-    limited_server,
-    pytest_runtest_makereport,
-)
 
 
 @pytest.fixture
