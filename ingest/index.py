@@ -16,7 +16,6 @@ from urllib.parse import urlparse
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from langchain_chroma import Chroma
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
@@ -27,6 +26,7 @@ from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
 from ingest.ownership import DataDirLock
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
+from ingest.vectors import ChunkVectors
 
 COLLECTION_PREFIX = "docqa_g"
 CATALOG_FILE = "docqa.sqlite3"
@@ -108,7 +108,7 @@ class DocumentIndex:
             f"{COLLECTION_PREFIX}1", default_config, _now()
         )
         self._embeddings = embeddings_factory(state.config)
-        self._store = self._open_store(state.collection, self._embeddings)
+        self._vectors = ChunkVectors(self._client, state.collection, self._embeddings)
         self._keyword = KeywordIndex(self._keyword_dir(state.collection))
         self._state = state
         if self.server_mode:
@@ -160,16 +160,14 @@ class DocumentIndex:
         return self._read(lambda: self._similarities(query, hits))
 
     def _vector_search(self, query: str, k: int) -> list[SearchHit]:
-        if self._store._collection.count() == 0:
+        if self._vectors.count() == 0:
             return []
-        vector = self._query_vector(query)
-        found = self._store.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+        found = self._vectors.nearest(self._query_vector(query), k)
         return [_hit(document, distance) for document, distance in found]
 
     def _similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
         ids = [f"{hit.doc_id}:{hit.chunk_index}" for hit in hits]
-        stored = self._store._collection.get(ids=ids, include=["embeddings"])
-        vectors = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+        vectors = self._vectors.vectors(ids)
         query_vector = np.asarray(self._query_vector(query))
         return [
             round(float(np.dot(query_vector, vectors[i])), 4) if i in vectors else 0.0 for i in ids
@@ -223,7 +221,7 @@ class DocumentIndex:
             record = self._catalog.get(doc_id)
             if record is None:
                 return False
-            self._delete_chunks(self._store, doc_id)
+            self._vectors.remove_document(doc_id)
             self._keyword.remove(doc_id, self._catalog.version() + 1)
             self._catalog.remove(doc_id)
             self._keyword.refresh()
@@ -245,7 +243,7 @@ class DocumentIndex:
             name = f"{COLLECTION_PREFIX}{generation}"
             self._drop_collection(name)
             shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
-            new_store = self._open_store(name, embeddings)
+            new_vectors = ChunkVectors(self._client, name, embeddings)
             new_keyword = KeywordIndex(self._keyword_dir(name))
             records = self.documents()
             counts: dict[str, int] = {}
@@ -256,7 +254,7 @@ class DocumentIndex:
                     try:
                         doc = self._reload(record)
                         chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
-                        self._write_chunks(new_store, record.doc_id, chunks)
+                        self._write_chunks(new_vectors, record.doc_id, chunks)
                         new_keyword.add(record.doc_id, chunks, self._state.version)
                         counts[record.doc_id] = len(chunks)
                         flags[record.doc_id] = find_instructions(doc.pages)
@@ -285,7 +283,7 @@ class DocumentIndex:
             old, old_keyword = self._state.collection, self._keyword
             version = self._catalog.switch_collection(name, config, counts, _now(), flags)
             new_keyword.set_version(version)
-            self._embeddings, self._store, self._keyword = embeddings, new_store, new_keyword
+            self._embeddings, self._vectors, self._keyword = embeddings, new_vectors, new_keyword
             self._state = self._catalog.state() or self._state
             old_keyword.close()
             self._drop_collection(old)
@@ -333,7 +331,7 @@ class DocumentIndex:
         with self._write_guard:
             if state.collection != self._state.collection:
                 self._embeddings = self._embeddings_factory(state.config)
-                self._store = self._open_store(state.collection, self._embeddings)
+                self._vectors = ChunkVectors(self._client, state.collection, self._embeddings)
                 self._keyword = KeywordIndex(self._keyword_dir(state.collection))
                 self._state = state
         return True
@@ -364,12 +362,12 @@ class DocumentIndex:
             flags = find_instructions(doc.pages)
             stored = self._store_original(doc)
             try:
-                self._write_chunks(self._store, doc.doc_id, chunks)
+                self._write_chunks(self._vectors, doc.doc_id, chunks)
                 self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
                 record = _record(doc, stored.relative_to(self.data_dir), len(chunks))
                 self._catalog.add(record, flags)
             except Exception as error:
-                self._delete_chunks(self._store, doc.doc_id)
+                self._vectors.remove_document(doc.doc_id)
                 self._keyword.remove(doc.doc_id, self._catalog.version())
                 stored.unlink(missing_ok=True)
                 return AddResult(name, "failed", error=f"could not be indexed: {error}")
@@ -377,25 +375,14 @@ class DocumentIndex:
                 name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags)
             )
 
-    def _write_chunks(self, store: Chroma, doc_id: str, chunks: list[Document]) -> None:
+    def _write_chunks(self, vectors: ChunkVectors, doc_id: str, chunks: list[Document]) -> None:
         ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in chunks]
         try:
-            vectors = store.embeddings.embed_documents([embedding_text(c) for c in chunks])
-            batch = self._client.get_max_batch_size()
-            for start in range(0, len(chunks), batch):
-                part = slice(start, start + batch)
-                store._collection.upsert(
-                    ids=ids[part],
-                    embeddings=vectors[part],
-                    documents=[chunk.page_content for chunk in chunks[part]],
-                    metadatas=[chunk.metadata for chunk in chunks[part]],
-                )
+            embedded = vectors.embeddings.embed_documents([embedding_text(c) for c in chunks])
+            vectors.add(ids, chunks, embedded)
         except BaseException:
-            self._delete_chunks(store, doc_id)
+            vectors.remove_document(doc_id)
             raise
-
-    def _delete_chunks(self, store: Chroma, doc_id: str) -> None:
-        store._collection.delete(where={"doc_id": doc_id})
 
     def _store_original(self, doc: LoadedDocument) -> Path:
         path = self.files_dir / f"{doc.sha256}{Path(doc.source).suffix.lower()}"
@@ -410,14 +397,6 @@ class DocumentIndex:
         if doc.sha256 != record.sha256:
             raise ValueError("the stored file no longer matches its checksum")
         return doc
-
-    def _open_store(self, name: str, embeddings: Embeddings) -> Chroma:
-        return Chroma(
-            collection_name=name,
-            embedding_function=embeddings,
-            client=self._client,
-            collection_metadata={"hnsw:space": "cosine"},
-        )
 
     def _keyword_dir(self, collection: str) -> Path:
         return self.data_dir / "keyword" / collection
@@ -436,10 +415,8 @@ class DocumentIndex:
             if folder.name != self._state.collection:
                 shutil.rmtree(folder, ignore_errors=True)
         known = self._catalog.doc_ids()
-        stored = self._store._collection.get(include=["metadatas"])
-        orphans = {meta.get("doc_id") for meta in stored["metadatas"] or []} - known
-        for doc_id in orphans:
-            self._delete_chunks(self._store, str(doc_id))
+        for doc_id in self._vectors.doc_ids() - known:
+            self._vectors.remove_document(doc_id)
         self._sync_keyword_index(known)
         kept = {Path(record.stored_path).name for record in self._catalog.documents()}
         for path in self.files_dir.iterdir():
@@ -452,14 +429,7 @@ class DocumentIndex:
         for doc_id in self._keyword.doc_ids() - known:
             self._keyword.remove(doc_id, version)
         for doc_id in known - self._keyword.doc_ids():
-            stored = self._store._collection.get(
-                where={"doc_id": doc_id}, include=["documents", "metadatas"]
-            )
-            chunks = [
-                Document(page_content=text, metadata=meta)
-                for text, meta in zip(stored["documents"], stored["metadatas"], strict=True)
-            ]
-            self._keyword.add(doc_id, chunks, version)
+            self._keyword.add(doc_id, self._vectors.chunks(doc_id), version)
         self._keyword.set_version(version)
         self._keyword.refresh()
 

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import IndexConfig
@@ -30,8 +31,7 @@ def index(data_dir: Path):
 
 
 def chunk_doc_ids(index: DocumentIndex) -> list[str]:
-    stored = index._store._collection.get(include=["metadatas"])
-    return [meta["doc_id"] for meta in stored["metadatas"]]
+    return list(index._vectors.chunk_counts().elements())
 
 
 def test_add_search_remove(index: DocumentIndex, good_pdfs: Path) -> None:
@@ -133,12 +133,11 @@ def test_leftovers_of_a_crash_are_removed_at_start(data_dir: Path, good_pdfs: Pa
     index._client.get_or_create_collection(f"{COLLECTION_PREFIX}99").add(
         ids=["x"], embeddings=[[0.1] * 384], documents=["half-built"]
     )
-    index._store._collection.add(
-        ids=["orphan:0"],
-        embeddings=[EMBEDDER.embed_query("orphan")],
-        documents=["chunk of a document whose catalog row was never written"],
-        metadatas=[{"doc_id": "orphan", "source": "o.pdf", "page": 1, "chunk_index": 0}],
+    orphan = Document(
+        page_content="chunk of a document whose catalog row was never written",
+        metadata={"doc_id": "orphan", "source": "o.pdf", "page": 1, "chunk_index": 0},
     )
+    index._vectors.add(["orphan:0"], [orphan], [EMBEDDER.embed_query("orphan")])
     (index.files_dir / "deadbeef.pdf.part").write_bytes(b"partial")
     index.close()
 

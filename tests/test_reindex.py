@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -91,8 +90,7 @@ def test_searches_keep_answering_during_a_rebuild(index: DocumentIndex) -> None:
     assert after.version > before.version and after.chunks == result.chunks > before.chunks
     assert collection_names(index.data_dir) == [after.collection] != [before.collection]
     # The catalog's chunk counts are exactly what the active collection holds, per document.
-    stored = index._store._collection.get(include=["metadatas"])
-    in_collection = Counter(meta["doc_id"] for meta in stored["metadatas"])
+    in_collection = index._vectors.chunk_counts()
     assert in_collection == {record.doc_id: record.chunks for record in index.documents()}
     # One stored original per document, and nothing else.
     files = sorted(path.name for path in index.files_dir.iterdir())

@@ -119,8 +119,7 @@ def rerank_mmr(index: DocumentIndex, query: str, k: int) -> list[SearchHit]:
     if not found.hits:
         return []
     ids = [f"{h.doc_id}:{h.chunk_index}" for h in found.hits]
-    stored = index._store._collection.get(ids=ids, include=["embeddings"])
-    vectors = dict(zip(stored["ids"], stored["embeddings"], strict=True))
+    vectors = index._vectors.vectors(ids)
     query_vector = np.array(EMBEDDER.embed_query(query))
     order = maximal_marginal_relevance(query_vector, [vectors[i] for i in ids], k=min(k, len(ids)))
     return [found.hits[i] for i in order]
@@ -296,15 +295,10 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: 
             {"doc_id": doc_id, "source": f"{doc_id}.pdf", "page": n // 3 + 1, "chunk_index": n}
             for n in range(len(texts))
         ]
-        index._store._collection.add(
-            ids=[f"{doc_id}:{n}" for n in range(len(texts))],
-            embeddings=noisy.tolist(),
-            documents=texts,
-            metadatas=metadatas,
-        )
         chunks = [
             Document(page_content=t, metadata=m) for t, m in zip(texts, metadatas, strict=True)
         ]
+        index._vectors.add([f"{doc_id}:{n}" for n in range(len(texts))], chunks, noisy.tolist())
         version += 1
         index._keyword.add(doc_id, chunks, version)
     index._keyword.refresh()
@@ -313,8 +307,7 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: 
 def latency(eval_dir: Path, sizes: Sequence[int], keep: Path | None, rounds: int) -> None:
     questions = [q.question for q in load_questions(eval_dir / "qa.jsonl")] + list(OFF_TOPIC)
     with eval_index(eval_dir, DEFAULT_CONFIG, keep) as index:
-        stored = index._store._collection.get(include=["embeddings"])
-        centres = np.asarray(stored["embeddings"], dtype=np.float32)
+        centres = np.asarray(list(index._vectors.vectors().values()), dtype=np.float32)
     print(f"\nSearch latency, {len(questions)} questions x {rounds} rounds, top {TOP_K}")
     print(f"{'chunks':>8}  {'search':<10}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}   (fill s)")
     for size in sizes:
