@@ -17,7 +17,7 @@ from ingest.records import DocumentRecord
 from llm.admin_auth import AdminGate, AuthState, Tries
 from llm.components import index_config
 from llm.ledger import PERIODS, SpendLedger
-from llm.settings import LOCAL_EMBEDDING_MODEL, Settings
+from llm.settings import LOCAL_EMBEDDING_MODEL, Settings, chunking_problem, field_bounds
 
 PERIOD_LABELS = {"day": "Today", "week": "This week", "month": "This month"}
 PROVIDER_LABELS = {"local": "local, offline", "openai": "OpenAI API"}
@@ -361,16 +361,14 @@ with reindex_tab:
         size_column, overlap_column = st.columns(2)
         chunk_size = size_column.number_input(
             "Chunk size (characters)",
-            100,
-            8000,
+            *field_bounds("chunk_size"),
             stats.config.chunk_size,
             50,
             key="admin_chunk_size",
         )
         chunk_overlap = overlap_column.number_input(
             "Chunk overlap (characters)",
-            0,
-            2000,
+            *field_bounds("chunk_overlap"),
             stats.config.chunk_overlap,
             10,
             key="admin_overlap",
@@ -382,8 +380,8 @@ with reindex_tab:
             format_func=lambda choice: f"{choice[1]} ({PROVIDER_LABELS[choice[0]]})",
         )
         start = st.form_submit_button("Reindex", type="primary", icon=":material/refresh:")
-    if start and chunk_overlap >= chunk_size:
-        st.error("The chunk overlap must be smaller than the chunk size.")
+    if start and (problem := chunking_problem(int(chunk_size), int(chunk_overlap))):
+        st.error(f"{problem[0].upper()}{problem[1:]}.")
     elif start:
         config = IndexConfig(provider, model, int(chunk_size), int(chunk_overlap))
         bar = st.progress(0.0, text=f"Starting: {stats.documents} file(s) to re-read…")

@@ -95,7 +95,10 @@ class Catalog:
                 (collection, *_config_row(config), now),
             )
         state = self.state()
-        assert state is not None
+        if state is None:
+            raise RuntimeError(
+                f"the index state in {self.path} vanished right after it was written"
+            )
         return state
 
     def version(self) -> int:

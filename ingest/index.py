@@ -175,8 +175,7 @@ class DocumentIndex:
 
     def stats(self) -> IndexStats:
         records = self.documents()
-        state = self._catalog.state()
-        assert state is not None
+        state = self._catalog.state() or self._state
         return IndexStats(
             documents=len(records),
             pages=sum(record.pages for record in records),

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         """An empty value in secrets.toml or the environment means "not set"."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @model_validator(mode="after")
+    def _chunks_overlap_less_than_they_hold(self) -> Settings:
+        if problem := chunking_problem(self.chunk_size, self.chunk_overlap):
+            raise ValueError(problem)
+        return self
+
     @property
     def openai_configured(self) -> bool:
         return bool(self.openai_api_key and self.openai_api_key.get_secret_value())
@@ -216,3 +222,24 @@ class SecretsTomlSource(PydanticBaseSettingsSource):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from (highest first) overrides, env vars, secrets.toml, defaults."""
     return Settings(**overrides)
+
+
+def chunking_problem(chunk_size: int, chunk_overlap: int) -> str | None:
+    """Why chunks of this size and overlap cannot be made, or None when they can."""
+    if chunk_overlap >= chunk_size:
+        return (
+            f"the chunk overlap ({chunk_overlap}) must be smaller than the chunk size "
+            f"({chunk_size})"
+        )
+    return None
+
+
+def field_bounds(name: str) -> tuple[int, int]:
+    """A numeric setting's allowed range, as its Field declares it, for widgets to reuse."""
+    low = high = None
+    for rule in Settings.model_fields[name].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    if low is None or high is None:
+        raise ValueError(f"the setting {name} declares no range")
+    return int(low), int(high)

@@ -203,7 +203,8 @@ class Tracing:
         )
 
     def _probe(self) -> None:
-        assert self.client is not None
+        if self.client is None:
+            raise RuntimeError("tracing has no LangSmith client to probe")
         response = self.client.request_with_retries("GET", "/info")
         ls_utils.raise_for_status_with_text(response)
 
@@ -219,7 +220,8 @@ class Tracing:
             return self._lookup
 
     def _look_up(self) -> None:
-        assert self.client is not None
+        if self.client is None:
+            raise RuntimeError("tracing has no LangSmith client to look the project up with")
         try:
             project = self.client.read_project(project_name=self.project)
         except ls_utils.LangSmithNotFoundError:
