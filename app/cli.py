@@ -33,7 +33,7 @@ from llm.questions import clean_question, question_problem
 from llm.search import SEARCH_MODES, SearchMode, make_search
 from llm.service import Answered, AnswerService, Asker, Failed, Noticed, Reply, ServiceEvent
 from llm.settings import Settings, load_settings
-from llm.traces import TRACES_FILE, TraceStore, app_trace_url
+from llm.trace_store import TRACES_FILE, TraceStore, app_trace_url
 from llm.tracing import build_tracing
 
 # The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.

@@ -16,7 +16,7 @@ from llm.ratelimit import SharedBuckets
 from llm.search import SearchFn
 from llm.service import AnswerCache, AnswerService
 from llm.settings import Settings, load_settings
-from llm.traces import TRACES_FILE, TraceStore
+from llm.trace_store import TRACES_FILE, TraceStore
 from llm.tracing import Tracing, secret_values
 
 APP_OWNER = "the DocQA app (streamlit run)"

@@ -14,7 +14,7 @@ import streamlit as st
 from app import identity, resources, ui
 from app.text import inert_markdown
 from llm.admin_auth import AdminGate, AuthState
-from llm.traces import TraceRecord, TraceStore
+from llm.trace_store import TraceRecord, TraceStore
 from llm.tracing import Tracing
 
 LIST_LIMIT = 200

@@ -22,7 +22,7 @@ from llm.ledger import FREE_PROVIDERS, SpendLedger
 from llm.ratelimit import Limit, Refusal, SharedBuckets
 from llm.search import SearchFn
 from llm.settings import Settings
-from llm.traces import TraceStore
+from llm.trace_store import TraceStore
 from llm.tracing import Tracing, answer_config
 
 # Errors that mean "this chat model cannot be loaded here", as opposed to a bug.

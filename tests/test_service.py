@@ -27,7 +27,7 @@ from llm.service import (
     ServiceEvent,
 )
 from llm.settings import Settings, load_settings
-from llm.traces import TRACES_FILE, TraceStore
+from llm.trace_store import TRACES_FILE, TraceStore
 from tests.cli_process import run_docqa
 from tests.scripted_openai import Listener, scripted_model
 

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from ingest.records import SearchHit
 from llm.answer import AnswerPipeline, AnswerResult
 from llm.chat_models import extractive_choice
-from llm.traces import TRACES_FILE, TraceStore, app_trace_url
+from llm.trace_store import TRACES_FILE, TraceStore, app_trace_url
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TRACES_PAGE = "app/traces.py"

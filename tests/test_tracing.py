@@ -35,7 +35,7 @@ from ingest.records import SearchHit
 from llm.answer import AnswerPipeline
 from llm.chat_models import build_chat_model, extractive_choice
 from llm.settings import Settings, load_settings
-from llm.traces import TRACES_FILE, TraceStore
+from llm.trace_store import TRACES_FILE, TraceStore
 from llm.tracing import REDACTED, Tracing, answer_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

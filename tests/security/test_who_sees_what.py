@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from llm.answer import AnswerPipeline, AnswerResult
 from llm.chat_models import extractive_choice
-from llm.traces import TRACES_FILE, TraceStore
+from llm.trace_store import TRACES_FILE, TraceStore
 from tests.app_pages import APP, PASSWORD, log_in, page_text
 
 pytestmark = pytest.mark.security
