@@ -264,11 +264,12 @@ def test_admin_delete_a_document(page: Page) -> None:
 
 def test_admin_reindex_with_a_new_chunk_size(page: Page) -> None:
     open_tab(page, "Reindex")
+    record_progress(page)
     chunk_size = page.get_by_label("Chunk size (characters)")
     chunk_size.fill("500")
-    chunk_size.press("Tab")
-    record_progress(page)
-    page.get_by_role("button", name="Reindex").click()
+    # Enter commits the typed value and submits the form in one step; a click right after Tab
+    # could, on a loaded machine, submit before the value was committed.
+    chunk_size.press("Enter")
     expect(alert(page, "Reindexed 1 document(s)")).to_be_visible(timeout=120_000)
     shown = page.evaluate("window.progressTexts")
     assert shown[0].startswith("Starting"), shown
