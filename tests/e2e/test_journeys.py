@@ -72,9 +72,12 @@ def alert(page: Page, text: str) -> Locator:
 
 def open_tab(page: Page, name: str) -> None:
     # The Admin page falls back to its first tab whenever a notice appears or goes above the tabs.
+    # Choosing a tab also reruns the page: a field typed into before that rerun lands is redrawn
+    # with its old value, so wait for it.
     tab = page.get_by_role("tab", name=name)
     tab.click()
     expect(tab).to_have_attribute("aria-selected", "true")
+    wait_idle(page)
 
 
 def tick_row(page: Page, table: Locator, row: int) -> None:
@@ -267,8 +270,8 @@ def test_admin_reindex_with_a_new_chunk_size(page: Page) -> None:
     record_progress(page)
     chunk_size = page.get_by_label("Chunk size (characters)")
     chunk_size.fill("500")
-    # Enter commits the typed value and submits the form in one step; a click right after Tab
-    # could, on a loaded machine, submit before the value was committed.
+    expect(chunk_size).to_have_value("500")
+    # Enter commits the typed value and submits the form in one step.
     chunk_size.press("Enter")
     expect(alert(page, "Reindexed 1 document(s)")).to_be_visible(timeout=120_000)
     shown = page.evaluate("window.progressTexts")
