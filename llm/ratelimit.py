@@ -65,8 +65,12 @@ class TokenBucket:
             tokens = max(0.0, tokens - 1.0)
         state.tokens = tokens
         state.updated_at = max(now, state.updated_at)
-        retry_after = 0.0 if allowed else (1.0 - tokens) * 60.0 / self.refill_per_minute
+        retry_after = 0.0 if allowed else self.wait_for(tokens)
         return Decision(allowed=allowed, retry_after_s=retry_after, remaining=tokens)
+
+    def wait_for(self, tokens: float) -> float:
+        """Seconds until a bucket holding `tokens` holds one whole token."""
+        return max(0.0, 1.0 - tokens) * 60.0 / self.refill_per_minute
 
     def _now(self, now: float | None) -> float:
         return self._clock() if now is None else now
@@ -112,7 +116,7 @@ class SharedBuckets:
         """One token from each limit, or None taken and the refusal with the longest wait."""
         with self._lock:
             refusals = [
-                Refusal(limit, (1.0 - tokens) * 60.0 / limit.bucket.refill_per_minute)
+                Refusal(limit, limit.bucket.wait_for(tokens))
                 for limit in limits
                 if (tokens := limit.bucket.available(limit.state)) < 1.0 - _EPSILON
             ]
