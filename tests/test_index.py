@@ -13,14 +13,22 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings
-from ingest.index import COLLECTION_PREFIX, DocumentIndex
+from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
 EMBEDDER = MiniLMEmbeddings()
 
 
-def open_index(data_dir: Path, embedder: Embeddings = EMBEDDER) -> DocumentIndex:
-    return DocumentIndex(data_dir, lambda config: embedder, CONFIG, max_file_bytes=5 * 1024 * 1024)
+def open_index(
+    data_dir: Path, embedder: Embeddings = EMBEDDER, write_batch: int = WRITE_BATCH
+) -> DocumentIndex:
+    return DocumentIndex(
+        data_dir,
+        lambda config: embedder,
+        CONFIG,
+        max_file_bytes=5 * 1024 * 1024,
+        write_batch=write_batch,
+    )
 
 
 @pytest.fixture
@@ -90,6 +98,54 @@ class FailOnText(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return EMBEDDER.embed_query(text)
+
+
+class CountingEmbedder(FailOnText):
+    """The real embedder, noting how many texts each call gets."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        return super().embed_documents(texts)
+
+
+def long_text(paragraphs: int) -> str:
+    return "\n\n".join(f"Paragraph {n} is about topic {n}. " * 30 for n in range(paragraphs))
+
+
+def test_a_large_document_is_embedded_and_stored_in_slices(data_dir: Path) -> None:
+    """Memory holds one slice of vectors, not a whole document's."""
+    embedder = CountingEmbedder()
+    index = open_index(data_dir, embedder, write_batch=8)
+    try:
+        [added] = index.add_files([("long.txt", long_text(30).encode())])
+        assert added.status == "added" and added.chunks > 16
+        assert max(embedder.calls) <= 8 and sum(embedder.calls) == added.chunks
+        assert len(chunk_doc_ids(index)) == added.chunks
+        assert index.keyword_search("paragraph 29 topic 29", 1)[0].source == "long.txt"
+    finally:
+        index.close()
+
+
+def test_a_failure_in_a_later_slice_removes_the_earlier_ones(data_dir: Path) -> None:
+    index = open_index(data_dir, FailOnText(), write_batch=4)
+    try:
+        [failed] = index.add_files([("long.txt", (long_text(12) + " EXPLODE").encode())])
+        assert failed.status == "failed" and "embedding service failed" in failed.error
+        assert index.documents() == [] and chunk_doc_ids(index) == []
+        assert list(index.files_dir.iterdir()) == []
+    finally:
+        index.close()
+
+
+def test_an_unreadable_path_is_reported_and_the_others_go_in(
+    index: DocumentIndex, good_pdfs: Path, tmp_path: Path
+) -> None:
+    results = index.add_paths([tmp_path / "gone.pdf", good_pdfs / "crazyones-pdfa.pdf"])
+    assert [r.status for r in results] == ["failed", "added"]
+    assert results[0].file == "gone.pdf" and "could not be read" in results[0].error
 
 
 def test_failure_leaves_nothing_half_indexed(data_dir: Path, good_pdfs: Path) -> None:
