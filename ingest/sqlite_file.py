@@ -53,7 +53,7 @@ class SQLiteFile:
         self._wal = wal
         self._synchronous = synchronous
         self._local = threading.local()
-        self._migrate()
+        self._open()
 
     @property
     def latest_version(self) -> int:
@@ -69,9 +69,6 @@ class SQLiteFile:
             )
             if self._rows_as_dicts:
                 connection.row_factory = sqlite3.Row
-            if self._wal:
-                # WAL lets readers carry on while one process writes; the mode sticks to the file.
-                connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(f"PRAGMA synchronous={self._synchronous}")
             self._local.connection = connection
         return connection
@@ -106,8 +103,13 @@ class SQLiteFile:
             raise
         db.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        for migration in self._migrations[self._version(self.connection()) :]:
+    def _open(self) -> None:
+        """Refuse a newer file before changing anything in it, then bring it up to date."""
+        start = self._version(self.connection())
+        if self._wal:
+            # WAL lets readers carry on while one process writes; the mode sticks to the file.
+            self.connection().execute("PRAGMA journal_mode=WAL")
+        for migration in self._migrations[start:]:
             with self.transaction() as db:
                 # Read again under the write lock: another process may have migrated meanwhile.
                 if self._version(db) < migration.version:
