@@ -113,9 +113,18 @@ class SQLiteFile:
             with self.transaction() as db:
                 # Read again under the write lock: another process may have migrated meanwhile.
                 if self._version(db) < migration.version:
-                    for step in migration.steps:
-                        _run(db, step)
-                    db.execute(f"PRAGMA user_version = {migration.version:d}")
+                    self._apply(db, migration)
+
+    def _apply(self, db: sqlite3.Connection, migration: Migration) -> None:
+        try:
+            for step in migration.steps:
+                _run(db, step)
+        except Exception as error:
+            error.add_note(
+                f"migrating {self.path} to version {migration.version}: {migration.description}"
+            )
+            raise
+        db.execute(f"PRAGMA user_version = {migration.version:d}")
 
     def _version(self, db: sqlite3.Connection) -> int:
         """The file's schema version, refused when newer than this code's."""

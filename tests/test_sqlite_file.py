@@ -88,8 +88,10 @@ def test_pending_migrations_run_in_order_exactly_once(path: Path) -> None:
 
 
 def test_a_failing_migration_rolls_back_and_leaves_the_previous_version(path: Path) -> None:
-    with pytest.raises(sqlite3.OperationalError, match="absent"):
+    with pytest.raises(sqlite3.OperationalError, match="absent") as failed:
         SQLiteFile(path, BROKEN_SECOND)
+
+    assert failed.value.__notes__ == [f"migrating {path} to version 2: fails half way"]
 
     assert (logged(path), user_version(path)) == (["one"], 1)
     assert "second" not in tables(path)
