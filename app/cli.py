@@ -23,6 +23,7 @@ from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
+from ingest.sqlite_file import SchemaTooNew
 from llm.answer import Source
 from llm.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
 from llm.chat_models import ChatModelChoice, build_chat_model
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataDirBusy as busy:
         _say(str(busy))
         return EXIT_BUSY
-    except (CommandError, ReindexFailed, ModelFileError, LocalModelMissing) as error:
+    except (CommandError, ReindexFailed, ModelFileError, LocalModelMissing, SchemaTooNew) as error:
         _say(f"docqa: {error}")
         return EXIT_FAILED
     except ValidationError as error:

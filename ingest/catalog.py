@@ -9,39 +9,47 @@ from pathlib import Path
 
 from ingest.instructions import InstructionFlag
 from ingest.records import DocumentRecord
-from ingest.sqlite_file import SQLiteFile
+from ingest.sqlite_file import Migration, SQLiteFile
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    pages INTEGER NOT NULL,
-    chunks INTEGER NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    added_at TEXT NOT NULL,
-    stored_path TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS index_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    collection TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    embedding_provider TEXT NOT NULL,
-    embedding_model TEXT NOT NULL,
-    chunk_size INTEGER NOT NULL,
-    chunk_overlap INTEGER NOT NULL,
-    built_at TEXT NOT NULL,
-    reindexed_at TEXT
-);
-CREATE TABLE IF NOT EXISTS instruction_flags (
-    doc_id TEXT NOT NULL,
-    page INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    excerpt TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS instruction_flags_doc ON instruction_flags (doc_id);
-"""
+# Version 1 is the schema of 0.1.0, whose files carry no version (user_version 0): IF NOT EXISTS
+# takes such a file over as it is, and one from before instruction flags gains their table.
+MIGRATIONS = (
+    Migration(
+        1,
+        "documents, index_state and instruction_flags, as in 0.1.0",
+        (
+            """CREATE TABLE IF NOT EXISTS documents (
+                doc_id TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                sha256 TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                pages INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                size_bytes INTEGER NOT NULL,
+                added_at TEXT NOT NULL,
+                stored_path TEXT NOT NULL
+            )""",
+            """CREATE TABLE IF NOT EXISTS index_state (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                collection TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                embedding_provider TEXT NOT NULL,
+                embedding_model TEXT NOT NULL,
+                chunk_size INTEGER NOT NULL,
+                chunk_overlap INTEGER NOT NULL,
+                built_at TEXT NOT NULL,
+                reindexed_at TEXT
+            )""",
+            """CREATE TABLE IF NOT EXISTS instruction_flags (
+                doc_id TEXT NOT NULL,
+                page INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                excerpt TEXT NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS instruction_flags_doc ON instruction_flags (doc_id)",
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +78,7 @@ class Catalog:
 
     def __init__(self, path: Path):
         self.path = path
-        self._db = SQLiteFile(path, rows_as_dicts=True)
-        # executescript commits on its own, so the schema is created outside _transaction.
-        self._db.connection().executescript(_SCHEMA)
+        self._db = SQLiteFile(path, MIGRATIONS, rows_as_dicts=True)
 
     def state(self) -> IndexState | None:
         row = self._db.connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()

@@ -21,7 +21,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from langchain_core.documents import Document
 
 from ingest.records import SearchHit
-from ingest.sqlite_file import SQLiteFile
+from ingest.sqlite_file import Migration, SQLiteFile
 
 # Stored tokens are only valid for the tokenizer that made them: change this when `tokenize` changes
 # and an existing index re-tokenizes its stored texts when it is next opened.
@@ -37,19 +37,27 @@ _stemmer_guard = threading.Lock()
 # bm25s sets its own logger to DEBUG, which would print through any handler the app installs.
 logging.getLogger("bm25s").setLevel(logging.WARNING)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc_id TEXT NOT NULL,
-    chunk_index INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    page INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    tokens TEXT NOT NULL,
-    UNIQUE (doc_id, chunk_index)
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+# Version 1 is the schema of 0.1.0, whose files carry no version (user_version 0): IF NOT EXISTS
+# takes such a file over as it is.
+MIGRATIONS = (
+    Migration(
+        1,
+        "chunks and meta, as in 0.1.0",
+        (
+            """CREATE TABLE IF NOT EXISTS chunks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                doc_id TEXT NOT NULL,
+                chunk_index INTEGER NOT NULL,
+                source TEXT NOT NULL,
+                page INTEGER NOT NULL,
+                text TEXT NOT NULL,
+                tokens TEXT NOT NULL,
+                UNIQUE (doc_id, chunk_index)
+            )""",
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
+)
 _CURRENT = "current.json"
 
 
@@ -94,11 +102,9 @@ class KeywordIndex:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = SQLiteFile(self.folder / "chunks.sqlite3")
+        self._db = SQLiteFile(self.folder / "chunks.sqlite3", MIGRATIONS)
         self._built: _Built | None = None
         self._rebuilds = 0
-        # executescript commits on its own, so the schema goes in before any transaction.
-        self._db.connection().executescript(_SCHEMA)
         with self._db.transaction() as db:
             stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
             if stored is None or stored[0] != TOKENIZER:
@@ -211,14 +217,10 @@ class KeywordIndex:
 
     def _rebuild(self) -> _Built:
         """Build the matrix from every stored chunk and save it; called with the lock held."""
-        db = self._db.connection()
-        db.execute("BEGIN")
-        try:
+        with self._db.snapshot() as db:
             generation = self._meta_int(db, "generation")
             version = self._meta_int(db, "version")
             stored = db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
-        finally:
-            db.execute("COMMIT")
         rows = np.fromiter((row[0] for row in stored), dtype=np.int64, count=len(stored))
         corpus = [row[1].split() for row in stored]
         model = None

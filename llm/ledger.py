@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
+
+from ingest.sqlite_file import Migration, SQLiteFile
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -25,23 +26,31 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # A sum of float costs can land a hair below a cap it has in fact reached.
 _TOLERANCE_USD = 1e-9
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS calls (
-        id INTEGER PRIMARY KEY,
-        at_utc TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        input_tokens INTEGER NOT NULL,
-        output_tokens INTEGER NOT NULL,
-        cost_usd REAL NOT NULL,
-        estimated INTEGER NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS calls_at_utc ON calls (at_utc)",
-    """CREATE TABLE IF NOT EXISTS caps (
-        period TEXT PRIMARY KEY,
-        dollars REAL NOT NULL,
-        updated_at_utc TEXT NOT NULL
-    )""",
+# Version 1 is the schema of 0.1.0, whose files carry no version (user_version 0): IF NOT EXISTS
+# takes such a file over as it is.
+MIGRATIONS = (
+    Migration(
+        1,
+        "calls and caps, as in 0.1.0",
+        (
+            """CREATE TABLE IF NOT EXISTS calls (
+                id INTEGER PRIMARY KEY,
+                at_utc TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cost_usd REAL NOT NULL,
+                estimated INTEGER NOT NULL
+            )""",
+            "CREATE INDEX IF NOT EXISTS calls_at_utc ON calls (at_utc)",
+            """CREATE TABLE IF NOT EXISTS caps (
+                period TEXT PRIMARY KEY,
+                dollars REAL NOT NULL,
+                updated_at_utc TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 
@@ -127,13 +136,11 @@ class SpendLedger:
         self.db_path = Path(db_path)
         self._default_caps = caps
         self._clock = clock
-        self._busy_timeout_s = busy_timeout_s
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            # WAL lets readers carry on while one process writes; the mode sticks to the file.
-            conn.execute("PRAGMA journal_mode=WAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        # With WAL, NORMAL survives an app crash; only a power cut may lose the last calls.
+        self._db = SQLiteFile(
+            self.db_path, MIGRATIONS, busy_timeout_s=busy_timeout_s, synchronous="NORMAL"
+        )
 
     def record(
         self,
@@ -150,7 +157,7 @@ class SpendLedger:
         free = provider in FREE_PROVIDERS
         cost = 0.0 if free else cost_of(input_tokens, output_tokens, price_per_million)
         row = (_format(self._now()), provider, model, input_tokens, output_tokens, cost, estimated)
-        with self._write() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO calls (at_utc, provider, model, input_tokens, output_tokens,"
                 " cost_usd, estimated) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -160,20 +167,18 @@ class SpendLedger:
 
     def spent(self, period: Period) -> float:
         """Dollars spent so far in the current UTC day, week (from Monday) or month."""
-        with self._connect() as conn:
-            return _sum(conn, *period_bounds(period, self._now()))
+        return _sum(self._db.connection(), *period_bounds(period, self._now()))
 
     @property
     def caps(self) -> Caps:
         """The caps in force: stored ones where set, the defaults otherwise."""
-        with self._connect() as conn:
-            return self._caps(conn)
+        return self._caps(self._db.connection())
 
     def set_cap(self, period: Period, dollars: float) -> None:
         """Change a cap at run time; stored, so it outlives restarts and every process sees it."""
         if not math.isfinite(dollars) or dollars < 0:
             raise ValueError("a cap must be a finite number of dollars, 0 or more")
-        with self._write() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO caps (period, dollars, updated_at_utc) VALUES (?, ?, ?)"
                 " ON CONFLICT (period) DO UPDATE SET"
@@ -184,15 +189,13 @@ class SpendLedger:
     def usage(self) -> list[PeriodSpend]:
         """Spend against cap for the current day, week and month, read from one snapshot."""
         now = self._now()
-        with self._connect() as conn:
-            conn.execute("BEGIN")
+        with self._db.snapshot() as conn:
             caps = self._caps(conn)
             result = []
             for period in PERIODS:
                 start, end = period_bounds(period, now)
                 spent = _sum(conn, start, end)
                 result.append(PeriodSpend(period, spent, caps.for_period(period), end))
-            conn.execute("COMMIT")
         return result
 
     def check(self) -> CapStatus:
@@ -215,31 +218,6 @@ class SpendLedger:
         if now.tzinfo is None:
             raise ValueError("the ledger clock must return timezone-aware datetimes")
         return now
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: safe from any thread, nothing held open.
-        # `timeout` is SQLite's busy_timeout: wait for a lock instead of failing at once.
-        conn = sqlite3.connect(self.db_path, timeout=self._busy_timeout_s, isolation_level=None)
-        try:
-            # With WAL, NORMAL survives an app crash; only a power cut may lose the last calls.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # IMMEDIATE takes the write lock up front, so writers from several processes queue
-        # on the busy timeout rather than failing when a read would upgrade to a write.
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
 
 def _sum(conn: sqlite3.Connection, start: datetime, end: datetime) -> float:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from ingest.sqlite_file import Migration, SQLiteFile
 from llm.answer import AnswerResult
 
 TRACES_FILE = "traces.sqlite3"
@@ -20,36 +19,53 @@ TRACES_PAGE = "traces"
 # Fixed width with a trailing Z, so comparing the text compares the times.
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS traces (
-        id TEXT PRIMARY KEY,
-        created_at TEXT NOT NULL,
-        page TEXT NOT NULL,
-        question TEXT NOT NULL,
-        standalone_question TEXT NOT NULL,
-        answer TEXT NOT NULL,
-        provider TEXT NOT NULL,
-        model TEXT NOT NULL,
-        sources TEXT NOT NULL,
-        prompt TEXT NOT NULL,
-        timings TEXT NOT NULL,
-        usage TEXT NOT NULL,
-        langsmith_url TEXT,
-        cached_from TEXT,
-        feedback_score INTEGER,
-        feedback_comment TEXT,
-        attribution TEXT,
-        owner TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS traces_created_at ON traces (created_at)",
-)
 _COLUMNS = (
     "id, created_at, page, question, standalone_question, answer, provider, model, sources, "
     "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment, "
     "attribution, owner"
 )
-# Columns added since the first release, with their types: an older file gains them on open.
-_ADDED_COLUMNS = {"attribution": "TEXT", "owner": "TEXT"}
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Add the columns that came after the first release with a trace store, where missing."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(traces)")}
+    for name in ("attribution", "owner"):
+        if name not in present:
+            db.execute(f"ALTER TABLE traces ADD COLUMN {name} TEXT")
+
+
+# Version 1 is the schema of 0.1.0, whose files carry no version (user_version 0): IF NOT EXISTS
+# takes such a file over, and one from before attribution and owners gains their columns.
+MIGRATIONS = (
+    Migration(
+        1,
+        "traces, as in 0.1.0",
+        (
+            """CREATE TABLE IF NOT EXISTS traces (
+                id TEXT PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                page TEXT NOT NULL,
+                question TEXT NOT NULL,
+                standalone_question TEXT NOT NULL,
+                answer TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                model TEXT NOT NULL,
+                sources TEXT NOT NULL,
+                prompt TEXT NOT NULL,
+                timings TEXT NOT NULL,
+                usage TEXT NOT NULL,
+                langsmith_url TEXT,
+                cached_from TEXT,
+                feedback_score INTEGER,
+                feedback_comment TEXT,
+                attribution TEXT,
+                owner TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS traces_created_at ON traces (created_at)",
+            _add_missing_columns,
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -88,19 +104,12 @@ def app_trace_url(public_url: str, trace_id: str) -> str:
 
 
 class TraceStore:
-    """Answers in SQLite; any thread or process may use it (one connection per operation)."""
+    """Answers in SQLite; any thread or process may use it (a connection per thread)."""
 
     def __init__(self, db_path: Path, busy_timeout_s: float = 10.0) -> None:
         self.db_path = Path(db_path)
-        self._busy_timeout_s = busy_timeout_s
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            present = {row[1] for row in conn.execute("PRAGMA table_info(traces)")}
-            for name, kind in _ADDED_COLUMNS.items():
-                if name not in present:
-                    conn.execute(f"ALTER TABLE traces ADD COLUMN {name} {kind}")
+        self._db = SQLiteFile(self.db_path, MIGRATIONS, busy_timeout_s=busy_timeout_s, wal=False)
 
     def record(
         self,
@@ -133,10 +142,9 @@ class TraceStore:
             json.dumps(result.attribution.to_json()) if result.attribution else None,
             owner,
         )
-        with self._connect() as conn:
-            conn.execute(
-                f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
-            )
+        self._db.connection().execute(
+            f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
+        )
         return self._get_required(trace_id)
 
     def record_cache_hit(
@@ -145,21 +153,25 @@ class TraceStore:
         """A new entry for an answer served from the cache, copying the original's content
         (not its asker: the entry is the new asker's own)."""
         trace_id = str(uuid.uuid4())
-        with self._connect() as conn:
-            inserted = conn.execute(
+        inserted = (
+            self._db.connection()
+            .execute(
                 f"""INSERT INTO traces ({_COLUMNS})
                 SELECT ?, ?, ?, ?, standalone_question, answer, provider, model, sources, prompt,
                     timings, usage, langsmith_url, id, NULL, NULL, attribution, ?
                 FROM traces WHERE id = ?""",
                 (trace_id, _now(), page, question, owner, origin_id),
-            ).rowcount
+            )
+            .rowcount
+        )
         return self.get(trace_id) if inserted else None
 
     def get(self, trace_id: str) -> TraceRecord | None:
-        with self._connect() as conn:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM traces WHERE id = ?", (trace_id,)
-            ).fetchone()
+        row = (
+            self._db.connection()
+            .execute(f"SELECT {_COLUMNS} FROM traces WHERE id = ?", (trace_id,))
+            .fetchone()
+        )
         return _to_record(row) if row else None
 
     def recent(
@@ -179,12 +191,10 @@ class TraceStore:
             )
             params += [pattern, pattern, pattern]
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        with self._connect() as conn:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM traces {where} "
-                "ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (*params, limit),
-            ).fetchall()
+        rows = self._db.connection().execute(
+            f"SELECT {_COLUMNS} FROM traces {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (*params, limit),
+        )
         return [_to_record(row) for row in rows]
 
     def set_feedback(
@@ -192,37 +202,29 @@ class TraceStore:
     ) -> bool:
         """Keep thumbs (1 up, 0 down, None cleared) and comment (blank: none) on one of `owner`'s
         answers; False if there is no such answer of theirs."""
-        with self._connect() as conn:
-            changed = conn.execute(
+        changed = (
+            self._db.connection()
+            .execute(
                 "UPDATE traces SET feedback_score = ?, feedback_comment = ? "
                 "WHERE id = ? AND owner = ?",
                 (score, (comment or "").strip() or None, trace_id, owner),
-            ).rowcount
+            )
+            .rowcount
+        )
         return bool(changed)
 
     def set_langsmith_url(self, trace_id: str, url: str) -> None:
         """The LangSmith link, once known (it can take a lookup that finishes after the answer)."""
-        with self._connect() as conn:
-            conn.execute(
-                "UPDATE traces SET langsmith_url = ? WHERE id = ? OR cached_from = ?",
-                (url, trace_id, trace_id),
-            )
+        self._db.connection().execute(
+            "UPDATE traces SET langsmith_url = ? WHERE id = ? OR cached_from = ?",
+            (url, trace_id, trace_id),
+        )
 
     def _get_required(self, trace_id: str) -> TraceRecord:
         record = self.get(trace_id)
         if record is None:
             raise RuntimeError(f"trace {trace_id} vanished right after it was written")
         return record
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # Short-lived autocommit connections: safe from any thread, nothing held open; `timeout`
-        # waits for another writer's lock instead of failing at once.
-        conn = sqlite3.connect(self.db_path, timeout=self._busy_timeout_s, isolation_level=None)
-        try:
-            yield conn
-        finally:
-            conn.close()
 
 
 def _now() -> str:

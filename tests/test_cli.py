@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -155,6 +156,20 @@ def test_user_mistakes_give_one_plain_line(
 
     assert main(["search", "anything"]) == 1
     assert "no documents indexed yet" in capsys.readouterr().err
+
+
+def test_a_data_dir_from_a_newer_release_is_refused_in_one_line(
+    data_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    catalog = data_env / "docqa.sqlite3"
+    with sqlite3.connect(catalog) as db:
+        db.execute("PRAGMA user_version = 99")
+    db.close()
+
+    assert main(["list"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"docqa: {catalog} has schema version 99, but ")
+    assert error.count("\n") == 1
 
 
 @pytest.mark.slow
