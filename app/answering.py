@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import streamlit as st
@@ -14,10 +13,11 @@ from app import identity, resources, ui
 from app.text import inert_markdown, inert_stream
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
-from llm.answer import AnswerResult, Retrieved, Token
+from llm.answer import Retrieved, Token
+from llm.chat_turns import AnswerTurn, QuestionTurn
 from llm.ratelimit import Limit, Refusal, TokenBucket
 from llm.search import SearchMode, make_search
-from llm.service import Answered, Asker, Failed, Notice, Noticed, Refused, Reply
+from llm.service import Answered, Asker, Failed, Notice, Noticed, Refused
 from llm.settings import Settings
 
 
@@ -68,8 +68,8 @@ def show_notice(notice: Notice) -> None:
 
 def respond(
     question: str, history: list[tuple[str, str]], settings: Settings, index: DocumentIndex
-) -> dict[str, Any] | None:
-    """Answer inside the assistant's chat message; returns the message to keep, or None."""
+) -> AnswerTurn | None:
+    """Answer inside the assistant's chat message; returns the turn it kept, or None."""
     service = resources.answer_service(settings, index, cached_search(index, settings.search_mode))
     asker = Asker(
         owner=identity.browser_owner(),
@@ -87,10 +87,10 @@ def respond(
         st.warning(rate_limit_message(event.refusal, question), icon=":material/hourglass_top:")
         return None
     if isinstance(event, Answered):  # from the cache
-        message = assistant_message(event.reply)
-        keep(question, message)
-        render_answer(message)
-        return message
+        turn = AnswerTurn.from_reply(event.reply)
+        keep(question, turn)
+        render_answer(turn)
+        return turn
     if isinstance(event, Retrieved):
         event = stream_answer(events)
     if isinstance(event, Failed):
@@ -101,24 +101,20 @@ def respond(
             icon=":material/block:",
         )
         return None
-    message = assistant_message(event.reply)
+    turn = AnswerTurn.from_reply(event.reply)
     tracing = resources.tracing(settings)
     if tracing and tracing.notice and not st.session_state.get("tracing_notice_shown"):
         # Said once per session, under the answer that found out.
-        message["notice"] = tracing.notice
+        turn.tracing_notice = tracing.notice
         st.session_state.tracing_notice_shown = True
-    keep(question, message)
-    answer_details(message)
-    return message
+    keep(question, turn)
+    answer_details(turn)
+    return turn
 
 
-def keep(question: str, answer: dict[str, Any]) -> None:
+def keep(question: str, answer: AnswerTurn) -> None:
     """Add the question and its answer to this session's conversation, as one step."""
-    st.session_state.messages = [
-        *st.session_state.messages,
-        {"role": "user", "content": question},
-        answer,
-    ]
+    st.session_state.messages = [*st.session_state.messages, QuestionTurn(question), answer]
 
 
 def stream_answer(events: Any) -> Answered | Failed:
@@ -137,81 +133,41 @@ def stream_answer(events: Any) -> Answered | Failed:
     if isinstance(last, Answered):
         # The draft gives way to the checked answer: citations fixed, unsupported sentences marked.
         with draft.container():
-            ui.answer_text(assistant_message(last.reply))
+            ui.answer_text(AnswerTurn.from_reply(last.reply))
     else:
         draft.empty()
     return last
 
 
-def assistant_message(reply: Reply) -> dict[str, Any]:
-    result = reply.result
-    return {
-        "role": "assistant",
-        "content": result.answer,
-        "sources": [asdict(source) for source in result.sources],
-        "provider": result.provider,
-        "model": result.model,
-        "prompt": result.prompt_messages,
-        "low_relevance": result.low_relevance,
-        **(_attribution_fields(result)),
-        # The trace the links open, and the record feedback is kept on (a cache hit's own).
-        "trace_id": reply.trace_id,
-        "entry_id": reply.entry_id,
-        "cached": reply.cached,
-        "notices": list(reply.notices),
-        "langsmith_url": reply.langsmith_url,
-    }
-
-
-def _attribution_fields(result: AnswerResult) -> dict[str, Any]:
-    if result.attribution is None:
-        return {}
-    data = result.attribution.to_json()
-    cited = [
-        {"number": s.number, "source": s.source, "page": s.page} for s in result.cited_sources()
-    ]
-    return {
-        "sentences": data["sentences"],
-        "unsupported": data["unsupported"],
-        "mostly_unsupported": data["mostly_unsupported"],
-        "evidence": [asdict(quote) for quote in result.quotes],
-        "cited": cited,
-    }
-
-
-def render_answer(message: dict[str, Any]) -> None:
+def render_answer(turn: AnswerTurn) -> None:
     """A kept answer: text, sources and the caption (marked when it came from the cache)."""
-    for notice in message.get("notices", []):
+    for notice in turn.notices:
         show_notice(notice)
-    ui.answer_text(message)
-    answer_details(message)
+    ui.answer_text(turn)
+    answer_details(turn)
 
 
-def answer_details(message: dict[str, Any]) -> None:
+def answer_details(turn: AnswerTurn) -> None:
     """What follows an answer's text: its sources, who answered, trace links and feedback."""
-    ui.source_list(message.get("sources", []))
-    if "provider" in message:
-        st.caption(
-            ui.answer_caption(
-                message["provider"], message["model"], cached=message.get("cached", False)
-            )
-        )
-    answer_footer(message)
+    ui.source_list(turn.sources)
+    if turn.provider:
+        st.caption(ui.answer_caption(turn.provider, turn.model, cached=turn.cached))
+    answer_footer(turn)
 
 
-def answer_footer(message: dict[str, Any]) -> None:
+def answer_footer(turn: AnswerTurn) -> None:
     """Under an answer: its trace links, thumbs up/down with a comment, and a tracing notice."""
-    trace_id = message.get("trace_id")
+    trace_id = turn.trace_id
     if not trace_id:
         return
     settings = resources.settings()
     tracing = resources.tracing(settings)
-    if not message.get("langsmith_url") and tracing and (url := tracing.run_url(trace_id)):
+    if not turn.langsmith_url and tracing and (url := tracing.run_url(trace_id)):
         # The lookup the link needs finished after the answer: keep the link from now on.
-        message["langsmith_url"] = url
+        turn.langsmith_url = url
         resources.trace_store(settings).set_langsmith_url(trace_id, url)
-    ui.trace_links(trace_id, message.get("langsmith_url"))
-    entry_id = message.get("entry_id") or trace_id
+    ui.trace_links(trace_id, turn.langsmith_url)
+    entry_id = turn.entry_id or trace_id
     key = f"feedback_{entry_id}"
     args = (trace_id, entry_id, key)
     score = st.feedback("thumbs", key=key, on_change=_feedback_changed, args=args)
@@ -223,8 +179,8 @@ def answer_footer(message: dict[str, Any]) -> None:
             on_change=_feedback_changed,
             args=args,
         )
-    if notice := message.get("notice"):
-        st.caption(notice)
+    if turn.tracing_notice:
+        st.caption(turn.tracing_notice)
 
 
 def _feedback_changed(trace_id: str, entry_id: str, key: str) -> None:

@@ -9,6 +9,7 @@ import streamlit as st
 from app import answering, resources, ui
 from app.text import inert_markdown, snippet
 from ingest.ownership import DataDirBusy
+from llm.chat_turns import AnswerTurn, history_pairs
 from llm.questions import clean_question, question_problem
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -17,15 +18,6 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 def clear_chat() -> None:
     st.session_state.messages = []
     st.session_state.last_prompt = None
-
-
-def history_pairs(messages: list[dict]) -> list[tuple[str, str]]:
-    """(question, answer) pairs of the conversation so far, for follow-up questions."""
-    pairs = []
-    for question, answer in zip(messages[::2], messages[1::2], strict=False):
-        if question["role"] == "user" and answer["role"] == "assistant":
-            pairs.append((question["content"], answer["content"]))
-    return pairs
 
 
 st.session_state.setdefault("messages", [])
@@ -78,13 +70,13 @@ elif not st.session_state.messages:
         "they rest on; open *Sources* under an answer to read the passages."
     )
 
-for message in st.session_state.messages:
-    avatar = ui.USER_AVATAR if message["role"] == "user" else ui.ASSISTANT_AVATAR
-    with st.chat_message(message["role"], avatar=avatar):
-        if message["role"] == "assistant":
-            answering.render_answer(message)
+for turn in st.session_state.messages:
+    avatar = ui.USER_AVATAR if turn.role == "user" else ui.ASSISTANT_AVATAR
+    with st.chat_message(turn.role, avatar=avatar):
+        if isinstance(turn, AnswerTurn):
+            answering.render_answer(turn)
         else:
-            st.markdown(inert_markdown(message["content"]))
+            st.markdown(inert_markdown(turn.content))
 
 typed = st.chat_input("Ask a question about your documents", disabled=index.is_empty)
 question = clean_question(typed or "")
@@ -102,5 +94,5 @@ elif question:
             question, history_pairs(st.session_state.messages), settings, index
         )
     if reply is not None:
-        st.session_state.last_prompt = reply.get("prompt")
+        st.session_state.last_prompt = reply.prompt
         st.rerun()

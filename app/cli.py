@@ -262,7 +262,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if result.quotes:
         print("\nEvidence:")
         for evidence in result.quotes:
-            print(f"  {evidence_line(asdict(evidence))}")
+            print(f"  {evidence_line(evidence)}")
     print("\nSources:")
     for source in result.sources:
         print(f"  [{source.number}] {terminal_safe(source.source)}, page {source.page}")
@@ -475,7 +475,7 @@ def _answer_json(reply: Reply, trace_url: str) -> dict[str, Any]:
         "sources": [_source_json(source) for source in result.sources],
         "provider": result.provider,
         "model": result.model,
-        "usage": result.usage,
+        "usage": result.usage.to_json(),
         "low_relevance": result.low_relevance,
         "attribution": result.attribution.to_json() if result.attribution else None,
         "trace_id": reply.trace_id,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
 
-from llm.attribution import with_citations
+from llm.attribution import Evidence, SentenceSupport, with_citations
 
 # Fenced blocks and inline code spans: Markdown shows them literally, so nothing in them is escaped.
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
@@ -67,19 +66,19 @@ def muted(text: str) -> str:
     return ":gray[" + text.replace("[", "(").replace("]", ")") + "]"
 
 
-def attributed_markdown(sentences: Sequence[dict[str, Any]]) -> str:
+def attributed_markdown(sentences: Sequence[SentenceSupport]) -> str:
     """The checked answer as Markdown: cited sentences as they are, unsupported ones in grey."""
     parts = []
     for sentence in sentences:
-        body = sentence["text"] if sentence["code"] else inert_markdown(sentence["text"])
-        text = with_citations(body, sentence["citations"], sentence["code"])
-        if sentence["unsupported"] and not sentence["code"] and text:
+        body = sentence.text if sentence.code else inert_markdown(sentence.text)
+        text = with_citations(body, sentence.citations, sentence.code)
+        if sentence.unsupported and not sentence.code and text:
             text = muted(text)
-        parts.append(sentence["prefix"] + text)
+        parts.append(sentence.prefix + text)
     return "".join(parts)
 
 
-def evidence_line(evidence: dict[str, Any]) -> str:
+def evidence_line(evidence: Evidence) -> str:
     """One quote as the CLI prints it: [n] “…” (file, page p)."""
-    where = f"{evidence['source']}, page {evidence['page']}"
-    return terminal_safe(f"[{evidence['number']}] “{evidence['quote']}” ({where})")
+    where = f"{evidence.source}, page {evidence.page}"
+    return terminal_safe(f"[{evidence.number}] “{evidence.quote}” ({where})")

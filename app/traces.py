@@ -14,6 +14,7 @@ import streamlit as st
 from app import identity, resources, ui
 from app.text import inert_markdown
 from llm.admin_auth import AdminGate, AuthState
+from llm.chat_turns import AnswerTurn
 from llm.trace_store import TraceRecord, TraceStore
 from llm.tracing import Tracing
 
@@ -34,7 +35,7 @@ def list_rows(records: list[TraceRecord]) -> list[dict[str, Any]]:
             "question": record.question,
             "answer": record.answer,
             "model": f"{record.provider} · {record.model}",
-            "total s": round(record.timings.get("total_s", 0.0), 2),
+            "total s": round(record.timings.total_s, 2),
             "feedback": feedback_label(record),
             "from": record.page + (" (cached)" if record.cached else ""),
         }
@@ -59,13 +60,13 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
 
 def timing_and_tokens(record: TraceRecord) -> None:
     timings, usage = record.timings, record.usage
-    estimated = " (est.)" if usage.get("estimated") else ""
+    estimated = " (est.)" if usage.estimated else ""
     figures = [
-        ("Retrieval", f"{timings.get('retrieval_s', 0.0) * 1000:.0f} ms"),
-        ("First token", f"{timings.get('first_token_s', 0.0):.2f} s"),
-        ("Total", f"{timings.get('total_s', 0.0):.2f} s"),
-        ("Input tokens", f"{usage.get('input_tokens', 0)}{estimated}"),
-        ("Output tokens", f"{usage.get('output_tokens', 0)}{estimated}"),
+        ("Retrieval", f"{timings.retrieval_s * 1000:.0f} ms"),
+        ("First token", f"{timings.first_token_s:.2f} s"),
+        ("Total", f"{timings.total_s:.2f} s"),
+        ("Input tokens", f"{usage.input_tokens}{estimated}"),
+        ("Output tokens", f"{usage.output_tokens}{estimated}"),
     ]
     for column, (label, value) in zip(st.columns(len(figures)), figures, strict=True):
         column.metric(label, value)
@@ -123,15 +124,7 @@ def show_trace(
 
     st.subheader("Answer", anchor=False)
     attribution = record.attribution or {}
-    ui.answer_text(
-        {
-            "content": record.answer,
-            "sentences": attribution.get("sentences"),
-            "unsupported": attribution.get("unsupported", 0),
-            "mostly_unsupported": attribution.get("mostly_unsupported", False),
-            "evidence": attribution.get("evidence", []),
-        }
-    )
+    ui.answer_text(AnswerTurn.from_record(record))
     if claims := attribution.get("claims"):
         st.caption(
             f"Sentences checked against the chunks: {claims} making a claim, "

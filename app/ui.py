@@ -10,7 +10,10 @@ import streamlit as st
 from app.text import attributed_markdown, inert_markdown, muted, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
+from llm.answer import Source
+from llm.attribution import Evidence
 from llm.chat_models import PROVIDER_LABELS, available_providers
+from llm.chat_turns import AnswerTurn
 from llm.local_models import LOCAL_MODELS, local_model_installed, model_label
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
@@ -87,19 +90,19 @@ def installed_local_models(configured: str) -> list[str]:
     return names or [configured]
 
 
-def source_list(sources: Sequence[dict[str, Any]]) -> None:
+def source_list(sources: Sequence[Source]) -> None:
     """An expander listing each numbered source with file, page, score and a snippet."""
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})"):
         for source in sources:
             st.markdown(
-                f"**\\[{source['number']}] {inert_markdown(source['source'])}**, "
-                f"page {source['page']} · similarity {source['score']:.2f}"
+                f"**\\[{source.number}] {inert_markdown(source.source)}**, "
+                f"page {source.page} · similarity {source.score:.2f}"
             )
-            st.caption(inert_markdown(snippet(source["text"], 400)))
-            if flag := source.get("flag"):
-                st.caption(flag_note(flag))
+            st.caption(inert_markdown(snippet(source.text, 400)))
+            if source.flag:
+                st.caption(flag_note(source.flag))
 
 
 def flag_note(reason: str) -> str:
@@ -110,35 +113,34 @@ def flag_note(reason: str) -> str:
     )
 
 
-def evidence_quotes(evidence: Sequence[dict[str, Any]]) -> None:
+def evidence_quotes(evidence: Sequence[Evidence]) -> None:
     """The quotes the answer rests on, each with its file and page, shown without a click."""
     if not evidence:
         return
     with st.container(border=True):
         st.caption(":material/format_quote: From your documents")
         for quote in evidence:
-            where = muted(f"{quote['source']}, page {quote['page']}")
+            where = muted(f"{quote.source}, page {quote.page}")
             st.markdown(
-                f"**\\[{quote['number']}]** “{inert_markdown(quote['quote'])}”  \n:small[{where}]"
+                f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”  \n:small[{where}]"
             )
 
 
-def answer_text(message: dict[str, Any]) -> None:
+def answer_text(turn: AnswerTurn) -> None:
     """The checked answer: unsupported sentences greyed and said to be so, citations in place.
 
     When most of it is unsupported, the quotes come first and the page says so.
     """
-    sentences = message.get("sentences")
-    if not sentences:
-        st.markdown(inert_markdown(message["content"]))
+    if turn.attribution is None or not turn.attribution.sentences:
+        st.markdown(inert_markdown(turn.content))
         return
-    unsupported = message.get("unsupported", 0)
-    if message.get("mostly_unsupported"):
+    sentences, unsupported = turn.attribution.sentences, turn.unsupported
+    if turn.mostly_unsupported:
         st.warning(
             "Most of this answer was not found in your documents. Here is what they say:",
             icon=":material/report:",
         )
-        evidence_quotes(message.get("evidence", []))
+        evidence_quotes(turn.evidence)
         st.markdown(attributed_markdown(sentences))
         return
     st.markdown(attributed_markdown(sentences))
@@ -147,13 +149,13 @@ def answer_text(message: dict[str, Any]) -> None:
             f":material/info: {_count(unsupported, 'sentence')} in grey "
             f"{'was' if unsupported == 1 else 'were'} not found in your documents."
         )
-    if message.get("evidence"):
-        evidence_quotes(message["evidence"])
-    elif cited := message.get("cited"):
+    if turn.evidence:
+        evidence_quotes(turn.evidence)
+    elif turn.cited:
         st.caption(
             ":material/link: "
             + " · ".join(
-                f"\\[{c['number']}] {inert_markdown(c['source'])}, page {c['page']}" for c in cited
+                f"\\[{c.number}] {inert_markdown(c.source)}, page {c.page}" for c in turn.cited
             )
         )
 

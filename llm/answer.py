@@ -108,8 +108,8 @@ class AnswerResult:
     prompt_messages: list[dict[str, str]]
     provider: str
     model: str
-    usage: dict[str, Any]
-    timings: dict[str, float]
+    usage: Usage
+    timings: Timings
     run_id: str | None = None
     # Even the best passage scored below the low-relevance threshold (or none was found).
     low_relevance: bool = False
@@ -119,6 +119,7 @@ class AnswerResult:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["usage"] = self.usage.to_json()
         data["attribution"] = self.attribution.to_json() if self.attribution else None
         return data
 
@@ -157,8 +158,47 @@ class Finished:
 AnswerEvent = Retrieved | Token | Finished
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Tokens an answer cost over all its model calls; `estimated` when a provider gave none."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Usage:
+        return cls(
+            int(data.get("input_tokens", 0)),
+            int(data.get("output_tokens", 0)),
+            bool(data.get("estimated", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds from the question to the passages, to the first word, and to the end."""
+
+    retrieval_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Timings:
+        return cls(
+            *(float(data.get(name, 0.0)) for name in ("retrieval_s", "first_token_s", "total_s"))
+        )
+
+
 @dataclass
-class _Usage:
+class _UsageSum:
     input_tokens: int = 0
     output_tokens: int = 0
     estimated: bool = False
@@ -172,13 +212,8 @@ class _Usage:
         self.input_tokens += inputs
         self.output_tokens += outputs
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
-            "estimated": self.estimated,
-        }
+    def total(self) -> Usage:
+        return Usage(self.input_tokens, self.output_tokens, self.estimated)
 
 
 @dataclass
@@ -194,10 +229,10 @@ class _Clock:
         if self.first_token_s is None:
             self.first_token_s = self.elapsed()
 
-    def to_dict(self) -> dict[str, float]:
+    def timings(self) -> Timings:
         total = self.elapsed()
         first = total if self.first_token_s is None else self.first_token_s
-        return {"retrieval_s": self.retrieval_s, "first_token_s": first, "total_s": total}
+        return Timings(self.retrieval_s, first, total)
 
 
 def history_messages(history: Sequence[tuple[str, str]]) -> list[BaseMessage]:
@@ -357,7 +392,7 @@ class AnswerPipeline:
         run_id: str,
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
-        usage = _Usage()
+        usage = _UsageSum()
         standalone = self._condense(question, history, config, usage)
 
         started = time.perf_counter()
@@ -428,8 +463,8 @@ class AnswerPipeline:
             prompt_messages=message_dicts(messages),
             provider=self.choice.provider,
             model=self.choice.model,
-            usage=usage.to_dict(),
-            timings=clock.to_dict(),
+            usage=usage.total(),
+            timings=clock.timings(),
             run_id=run_id,
             low_relevance=low_relevance,
             raw_answer=raw,
@@ -463,7 +498,7 @@ class AnswerPipeline:
         chat_model: BaseChatModel,
         prompt_value: PromptValue,
         config: RunnableConfig,
-        usage: _Usage,
+        usage: _UsageSum,
     ) -> Iterator[str]:
         aggregate = None
         for chunk in chat_model.stream(prompt_value, config):
@@ -486,7 +521,7 @@ class AnswerPipeline:
         question: str,
         history: list[tuple[str, str]],
         config: RunnableConfig,
-        usage: _Usage,
+        usage: _UsageSum,
     ) -> str:
         if not history:
             return question

@@ -139,8 +139,8 @@ def judge(question: Question, key: AnswerKey, result: AnswerResult) -> AnswerOut
         ),
         claims=attribution.claims if attribution else 0,
         unsupported=attribution.unsupported if attribution else 0,
-        first_token_s=result.timings["first_token_s"],
-        total_s=result.timings["total_s"],
+        first_token_s=result.timings.first_token_s,
+        total_s=result.timings.total_s,
     )
 
 

@@ -130,6 +130,25 @@ class Attribution:
             "mostly_unsupported": self.mostly_unsupported,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attribution:
+        """The attribution a trace kept (see `to_json`)."""
+        return cls(
+            sentences=[
+                SentenceSupport(
+                    text=row["text"],
+                    citations=tuple(row["citations"]),
+                    supported=row["supported"],
+                    claim=row["claim"],
+                    score=row["score"],
+                    prefix=row.get("prefix", ""),
+                    code=row.get("code", False),
+                )
+                for row in data.get("sentences", [])
+            ],
+            evidence=[Evidence(**quote) for quote in data.get("evidence", [])],
+        )
+
 
 def cited_numbers(text: str) -> list[int]:
     """Every [n] (or [1, 2]) in `text`, in order."""

@@ -197,10 +197,10 @@ class AnswerService:
         self.ledger.record(
             result.provider,
             result.model,
-            result.usage["input_tokens"],
-            result.usage["output_tokens"],
+            result.usage.input_tokens,
+            result.usage.output_tokens,
             self.settings.price_per_million(result.model),
-            result.usage.get("estimated", False),
+            result.usage.estimated,
         )
         url = None
         if self.tracing is not None and (not self.flush_s or self.tracing.flush(self.flush_s)):

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ingest.sqlite_file import Migration, SQLiteFile
-from llm.answer import AnswerResult
+from llm.answer import AnswerResult, Timings, Usage
 
 TRACES_FILE = "traces.sqlite3"
 TRACES_PAGE = "traces"
@@ -82,8 +82,8 @@ class TraceRecord:
     model: str
     sources: list[dict[str, Any]]
     prompt: list[dict[str, str]]
-    timings: dict[str, float]
-    usage: dict[str, Any]
+    timings: Timings
+    usage: Usage
     langsmith_url: str | None
     cached_from: str | None
     feedback_score: int | None
@@ -133,8 +133,8 @@ class TraceStore:
             result.model,
             json.dumps(sources, ensure_ascii=False),
             json.dumps(result.prompt_messages, ensure_ascii=False),
-            json.dumps(result.timings),
-            json.dumps(result.usage),
+            json.dumps(asdict(result.timings)),
+            json.dumps(result.usage.to_json()),
             langsmith_url,
             None,
             None,
@@ -267,8 +267,8 @@ def _to_record(row: tuple[Any, ...]) -> TraceRecord:
         model=model,
         sources=json.loads(sources),
         prompt=json.loads(prompt),
-        timings=json.loads(timings),
-        usage=json.loads(usage),
+        timings=Timings.from_json(json.loads(timings)),
+        usage=Usage.from_json(json.loads(usage)),
         langsmith_url=langsmith_url,
         cached_from=cached_from,
         feedback_score=score,

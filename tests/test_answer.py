@@ -23,6 +23,7 @@ from llm.answer import (
     Finished,
     Retrieved,
     Token,
+    Usage,
     fit_hits,
     plausible_rewrite,
 )
@@ -134,10 +135,10 @@ def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
     ]
     assert retrieved.sources == result.sources
 
-    assert result.usage["input_tokens"] > 100 and result.usage["output_tokens"] > 0
-    assert result.usage["estimated"] is False
-    assert result.usage["total_tokens"] == (
-        result.usage["input_tokens"] + result.usage["output_tokens"]
+    assert result.usage.input_tokens > 100 and result.usage.output_tokens > 0
+    assert result.usage.estimated is False
+    assert result.usage.to_json()["total_tokens"] == (
+        result.usage.input_tokens + result.usage.output_tokens
     )
 
     roles = [m["role"] for m in result.prompt_messages]
@@ -147,7 +148,7 @@ def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
     assert sent.endswith(f"Question: {question}")
 
     timings = result.timings
-    assert 0 <= timings["retrieval_s"] <= timings["first_token_s"] <= timings["total_s"]
+    assert 0 <= timings.retrieval_s <= timings.first_token_s <= timings.total_s
     assert (result.provider, result.standalone_question) == ("local", question)
 
 
@@ -171,7 +172,7 @@ def test_follow_up_is_condensed_by_the_model_under_one_root_run(local_choice):
     assert steps[-2][0] == "LlamaCppChatModel" and steps[-1][0] == "attribute_sentences"
     # Usage counts both model calls: the answer prompt alone is smaller than the reported input.
     answer_prompt = sum(local_choice.count_tokens(m["content"]) for m in result.prompt_messages)
-    assert result.usage["input_tokens"] > answer_prompt + 50
+    assert result.usage.input_tokens > answer_prompt + 50
 
 
 def test_prompt_fits_the_local_window_exactly(local_choice):
@@ -200,12 +201,7 @@ def test_no_hits_answers_plainly_without_calling_the_model(local_choice):
     assert isinstance(events[0], Retrieved) and events[0].sources == []
     result = events[-1].result
     assert result.answer == NO_HITS_ANSWER and result.prompt_messages == []
-    assert result.usage == {
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "total_tokens": 0,
-        "estimated": False,
-    }
+    assert result.usage == Usage(0, 0, estimated=False)
     assert not [run for run in runs.traced_runs if run.run_type == "llm"]
 
 
@@ -219,7 +215,7 @@ def test_extractive_pipeline_quotes_the_matching_sentence_with_its_number():
     first_quote = result.answer.split("\n- ")[1]
     assert first_quote.startswith("“The Zephyr X2 bicycle has a carbon frame and weighs 7.9")
     assert first_quote.endswith("[1]")
-    assert result.prompt_messages == [] and result.usage["total_tokens"] == 0
+    assert result.prompt_messages == [] and result.usage.total_tokens == 0
 
 
 def test_extractive_follow_up_searches_with_the_previous_question():

@@ -5,11 +5,13 @@ The embedder is the real MiniLM model, so a paraphrase is judged as the product 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.records import SearchHit
-from llm.attribution import attribute, cited_numbers, split_answer, with_citations
+from llm.attribution import Attribution, attribute, cited_numbers, split_answer, with_citations
 
 PASSAGES = [
     SearchHit(
@@ -131,3 +133,11 @@ def test_citation_marks_go_before_the_full_stop() -> None:
     assert with_citations("It works.", (1, 2)) == "It works [1][2]."
     assert with_citations("It works", (3,)) == "It works [3]"
     assert cited_numbers("See [1], [2, 3] and [Source 4].") == [1, 2, 3, 4]
+
+
+def test_a_kept_attribution_reads_back_as_it_was(embed) -> None:
+    """The Traces page draws an answer from its stored JSON exactly as the chat drew it."""
+    answer = "Use read.fwf with the field widths. Dogs may always come along [3]."
+    result = attribute(answer, PASSAGES, embed)
+    again = Attribution.from_json(json.loads(json.dumps(result.to_json())))
+    assert again == result and again.unsupported == 1 and again.text == result.text

@@ -169,7 +169,7 @@ def test_rate_limit_warns_and_does_not_answer(
     ask(at, "first question about rebels")
     ask(at, "second question about misfits")
     ask(at, "third question about troublemakers")
-    kept = [m["content"] for m in at.session_state.messages if m["role"] == "assistant"]
+    kept = [m.content for m in at.session_state.messages if m.role == "assistant"]
     assert len(kept) == 2, "the third question must not be answered"
     [warning] = [w for w in at.warning if "Too many questions" in w.value]
     assert "wait" in warning.value and "seconds" in warning.value

@@ -145,11 +145,11 @@ def test_the_local_model_is_not_asked_from_weak_matches(corpus_index: DocumentIn
     pipeline = AnswerPipeline(make_search(corpus_index, "hybrid"), choice, 2, 24)
     result = pipeline.answer(ABSENT_QUESTION)
     assert result.low_relevance and result.answer == LOW_RELEVANCE_ANSWER
-    assert result.prompt_messages == [] and result.usage["total_tokens"] == 0
+    assert result.prompt_messages == [] and result.usage.total_tokens == 0
     assert result.sources, "the nearest passages are still there to check"
 
     answered = pipeline.answer(ANSWERED_QUESTION)
-    assert not answered.low_relevance and answered.usage["output_tokens"] > 0
+    assert not answered.low_relevance and answered.usage.output_tokens > 0
     assert answered.answer != LOW_RELEVANCE_ANSWER
 
 

@@ -7,6 +7,7 @@ import re
 from markdown_it import MarkdownIt
 
 from app.text import attributed_markdown, inert_markdown, inert_stream, terminal_safe
+from llm.attribution import SentenceSupport
 
 HOSTILE = (
     "Here is the answer ![chart](http://127.0.0.1:9/leak.png?k=secret) [1]. "
@@ -47,20 +48,17 @@ def test_the_stream_is_inert_piece_by_piece_even_when_a_fence_is_split() -> None
 
 def test_checked_answers_are_inert_and_muted_sentences_stay_grey() -> None:
     sentences = [
-        {
-            "prefix": "",
-            "text": "It is ![x](http://127.0.0.1:9/a.png).",
-            "citations": [1],
-            "code": False,
-            "unsupported": False,
-        },
-        {
-            "prefix": " ",
-            "text": "See [here](http://127.0.0.1:9/b).",
-            "citations": [],
-            "code": False,
-            "unsupported": True,
-        },
+        SentenceSupport(
+            "It is ![x](http://127.0.0.1:9/a.png).", (1,), supported=True, claim=True, score=0.9
+        ),
+        SentenceSupport(
+            "See [here](http://127.0.0.1:9/b).",
+            (),
+            supported=False,
+            claim=True,
+            score=0.1,
+            prefix=" ",
+        ),
     ]
     markdown = attributed_markdown(sentences)
     assert tags(markdown) == set()

@@ -64,11 +64,7 @@ def test_a_recorded_answer_comes_back_whole(store: TraceStore) -> None:
     ]
     assert again.sources[0]["text"] == PASSAGES[0].text
     assert again.prompt == result.prompt_messages
-    assert again.timings == result.timings and set(again.timings) == {
-        "retrieval_s",
-        "first_token_s",
-        "total_s",
-    }
+    assert again.timings == result.timings and again.timings.total_s > 0
     assert again.usage == result.usage
     assert again.langsmith_url == "https://smith.example/r/1" and again.owner == "cli"
     assert (again.provider, again.model, again.cached, again.feedback_score) == (
@@ -166,7 +162,7 @@ def test_chat_answer_links_to_its_trace_which_the_page_lists_and_opens(
     reply = at.chat_message[1]
     [link] = [link for link in reply.get("page_link") if link.proto.label == "View trace"]
     [trace_id] = re.findall(r"trace=([0-9a-f-]+)", link.proto.query_string)
-    assert at.session_state.messages[1]["trace_id"] == trace_id
+    assert at.session_state.messages[1].trace_id == trace_id
     assert not [link for link in reply.get("page_link") if "LangSmith" in link.proto.label]
 
     reply.get("feedback")[0].set_value(1).run()
@@ -207,13 +203,13 @@ def test_the_page_shows_the_exact_prompt_sent_to_the_local_model(
     monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "16")
     question = "Which people does The Crazy Ones call troublemakers?"
     at = chat_with_one_answer(good_pdfs / "crazyones-pdfa.pdf", question)
-    trace_id = at.session_state.messages[1]["trace_id"]
+    trace_id = at.session_state.messages[1].trace_id
     record = TraceStore(app_env / TRACES_FILE).get(trace_id)
-    assert record.provider == "local" and record.usage["output_tokens"] > 0
+    assert record.provider == "local" and record.usage.output_tokens > 0
 
     at = open_trace(at, trace_id)
     [prompt] = at.json
-    assert json.loads(prompt.value) == record.prompt == at.session_state.messages[1]["prompt"]
+    assert json.loads(prompt.value) == record.prompt == at.session_state.messages[1].prompt
     assert record.prompt[-1]["role"] == "user" and question in record.prompt[-1]["content"]
     # The prompt carries the best passage under its number, cut to its most relevant sentences.
     sent = record.prompt[-1]["content"]
@@ -223,4 +219,4 @@ def test_the_page_shows_the_exact_prompt_sent_to_the_local_model(
     excerpt = sent.split(header, 1)[1].split("\n\n", 1)[0].split("…")[0]
     assert " ".join(excerpt.split())[:40] in " ".join(first["text"].split())
     metrics = {metric.label: metric.value for metric in at.metric}
-    assert metrics["Output tokens"] == str(record.usage["output_tokens"])
+    assert metrics["Output tokens"] == str(record.usage.output_tokens)

@@ -209,7 +209,7 @@ def test_a_chat_answer_is_one_trace_with_its_link_feedback_and_no_secrets(
     at = chat(good_pdfs / "crazyones-pdfa.pdf")
     # The admin password typed into the question must be cut out of the trace too.
     ask(at, f"Who are the misfits and the rebels? ({ADMIN_PASSWORD})")
-    trace_id = at.session_state.messages[1]["trace_id"]
+    trace_id = at.session_state.messages[1].trace_id
     tracing = resources.tracing(resources.settings())
     assert tracing is not None and tracing.flush(10)
 
@@ -234,8 +234,8 @@ def test_a_chat_answer_is_one_trace_with_its_link_feedback_and_no_secrets(
     assert REDACTED in retriever["inputs"]["query"]
     documents = retriever["outputs"]["documents"]
     assert documents and documents[0]["metadata"]["source"] == "crazyones-pdfa.pdf"
-    first_source = at.session_state.messages[1]["sources"][0]
-    assert documents[0]["page_content"] == first_source["text"]
+    first_source = at.session_state.messages[1].sources[0]
+    assert documents[0]["page_content"] == first_source.text
 
     links = {link.proto.label: link.proto for link in at.chat_message[1].get("page_link")}
     assert links["View trace"].query_string == f"trace={trace_id}"
@@ -340,7 +340,7 @@ def test_the_chat_says_once_that_tracing_is_unavailable(
     ask(at, "And who pushes the human race forward?")
     ask(at, "What do they invent and imagine?")
 
-    answers = [m["content"] for m in at.session_state.messages if m["role"] == "assistant"]
+    answers = [m.content for m in at.session_state.messages if m.role == "assistant"]
     assert len(answers) == 3 and all(answer.strip() for answer in answers)
     notices = [c for c in at.caption.values if c.startswith("Tracing is unavailable")]
     assert notices == [

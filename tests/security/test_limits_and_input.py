@@ -42,7 +42,7 @@ def ask(at: AppTest, question: str) -> AppTest:
 
 def answered(at: AppTest) -> int:
     """Answers kept in the session's conversation (a refusal is shown, not kept)."""
-    return sum(message["role"] == "assistant" for message in at.session_state.messages)
+    return sum(turn.role == "assistant" for turn in at.session_state.messages)
 
 
 def test_a_new_tab_does_not_reset_the_per_client_limit(
@@ -123,7 +123,7 @@ def test_an_oversized_question_is_refused_with_its_length(
 def test_control_characters_are_taken_out_of_a_question(pump_app: Path) -> None:
     at = ask(new_tab(), "How fast\x1b[31m is the\u202e P-40\x00 pump?\x07")
     assert answered(at) == 1
-    assert at.session_state.messages[0]["content"] == "How fast[31m is the P-40 pump?"
+    assert at.session_state.messages[0].content == "How fast[31m is the P-40 pump?"
     blank = ask(new_tab(), "\x1b\x00\u200b  \x07")
     assert answered(blank) == 0 and "no readable text" in blank.warning[0].value
 
