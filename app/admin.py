@@ -14,9 +14,9 @@ from ingest.index import DocumentIndex, Progress, ReindexFailed
 from ingest.instructions import InstructionFlag
 from ingest.ownership import DataDirBusy
 from ingest.records import DocumentRecord
-from llm.admin_auth import AdminGate, AuthState, Tries
+from llm.access.admin_auth import AdminGate, AuthState, Tries
+from llm.access.ledger import PERIODS, SpendLedger
 from llm.components import index_config
-from llm.ledger import PERIODS, SpendLedger
 from llm.settings import LOCAL_EMBEDDING_MODEL, Settings, chunking_problem, field_bounds
 
 PERIOD_LABELS = {"day": "Today", "week": "This week", "month": "This month"}

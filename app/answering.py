@@ -13,10 +13,10 @@ from app import identity, resources, ui
 from app.text import inert_markdown, inert_stream
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
-from llm.answer import Retrieved, Token
-from llm.chat_turns import AnswerTurn, QuestionTurn
-from llm.ratelimit import Limit, Refusal, TokenBucket
-from llm.search import SearchMode, make_search
+from llm.access.ratelimit import Limit, Refusal, TokenBucket
+from llm.answering.chat_turns import AnswerTurn, QuestionTurn
+from llm.answering.pipeline import Retrieved, Token
+from llm.retrieval.modes import SearchMode, make_search
 from llm.service import Answered, Asker, Failed, Notice, Noticed, Refused
 from llm.settings import Settings
 

@@ -9,8 +9,8 @@ import streamlit as st
 from app import answering, resources, ui
 from app.text import inert_markdown, snippet
 from ingest.ownership import DataDirBusy
-from llm.chat_turns import AnswerTurn, history_pairs
-from llm.questions import clean_question, question_problem
+from llm.answering.chat_turns import AnswerTurn, history_pairs
+from llm.answering.questions import clean_question, question_problem
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 

@@ -24,18 +24,24 @@ from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, e
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
-from llm.answer import Source
-from llm.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
-from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.answering.pipeline import Source
+from llm.answering.questions import clean_question, question_problem
 from llm.components import build_index, build_ledger, build_pipeline, index_config
-from llm.evaluation import REPORTED_RECALLS, EvalReport, Question, evaluate, load_questions
-from llm.local_models import LocalModelMissing
-from llm.questions import clean_question, question_problem
-from llm.search import SEARCH_MODES, SearchMode, make_search
+from llm.evaluation.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
+from llm.evaluation.retrieval_eval import (
+    REPORTED_RECALLS,
+    EvalReport,
+    Question,
+    evaluate,
+    load_questions,
+)
+from llm.models.choice import ChatModelChoice, build_chat_model
+from llm.models.packaged import LocalModelMissing
+from llm.records.langsmith_tracing import build_tracing
+from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
+from llm.retrieval.modes import SEARCH_MODES, SearchMode, make_search
 from llm.service import Answered, AnswerService, Asker, Failed, Noticed, Reply, ServiceEvent
 from llm.settings import Settings, load_settings
-from llm.trace_store import TRACES_FILE, TraceStore, app_trace_url
-from llm.tracing import build_tracing
 
 # The catalog file DocumentIndex keeps in the data dir; `list` reads it without taking the lock.
 EXIT_FAILED = 1

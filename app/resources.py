@@ -8,16 +8,16 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.index import DocumentIndex
-from llm.admin_auth import TryBook
-from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.access.admin_auth import TryBook
+from llm.access.ledger import SpendLedger
+from llm.access.ratelimit import SharedBuckets
 from llm.components import build_index, build_ledger
-from llm.ledger import SpendLedger
-from llm.ratelimit import SharedBuckets
-from llm.search import SearchFn
+from llm.models.choice import ChatModelChoice, build_chat_model
+from llm.records.langsmith_tracing import Tracing, secret_values
+from llm.records.trace_store import TRACES_FILE, TraceStore
+from llm.retrieval.modes import SearchFn
 from llm.service import AnswerCache, AnswerService
 from llm.settings import Settings, load_settings
-from llm.trace_store import TRACES_FILE, TraceStore
-from llm.tracing import Tracing, secret_values
 
 APP_OWNER = "the DocQA app (streamlit run)"
 # Only what identifies the store: an existing index keeps the chunking and embedder it was built

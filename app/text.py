@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
-from llm.attribution import Evidence, SentenceSupport, with_citations
+from llm.answering.attribution import Evidence, SentenceSupport, with_citations
 
 # Fenced blocks and inline code spans: Markdown shows them literally, so nothing in them is escaped.
 _CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)

@@ -13,10 +13,10 @@ import streamlit as st
 
 from app import identity, resources, ui
 from app.text import inert_markdown
-from llm.admin_auth import AdminGate, AuthState
-from llm.chat_turns import AnswerTurn
-from llm.trace_store import TraceRecord, TraceStore
-from llm.tracing import Tracing
+from llm.access.admin_auth import AdminGate, AuthState
+from llm.answering.chat_turns import AnswerTurn
+from llm.records.langsmith_tracing import Tracing
+from llm.records.trace_store import TraceRecord, TraceStore
 
 LIST_LIMIT = 200
 

@@ -10,11 +10,11 @@ import streamlit as st
 from app.text import attributed_markdown, inert_markdown, muted, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
-from llm.answer import Source
-from llm.attribution import Evidence
-from llm.chat_models import PROVIDER_LABELS, available_providers
-from llm.chat_turns import AnswerTurn
-from llm.local_models import LOCAL_MODELS, local_model_installed, model_label
+from llm.answering.attribution import Evidence
+from llm.answering.chat_turns import AnswerTurn
+from llm.answering.pipeline import Source
+from llm.models.choice import PROVIDER_LABELS, available_providers
+from llm.models.packaged import LOCAL_MODELS, local_model_installed, model_label
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 TRACES_PAGE = "app/traces.py"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.index import DocumentIndex
-from llm.answer import AnswerPipeline
-from llm.attribution import EmbedFn
-from llm.chat_models import ChatModelChoice
-from llm.ledger import Caps, SpendLedger
-from llm.search import SearchFn
+from llm.access.ledger import Caps, SpendLedger
+from llm.answering.attribution import EmbedFn
+from llm.answering.pipeline import AnswerPipeline
+from llm.models.choice import ChatModelChoice
+from llm.records.langsmith_tracing import secret_values
+from llm.retrieval.modes import SearchFn
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
-from llm.tracing import secret_values
 
 
 def index_config(settings: Settings) -> IndexConfig:

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ingest.index import DocumentIndex
-from llm.answer import AnswerResult, Finished, Retrieved, Token
-from llm.answer_keys import answer_cache_key
-from llm.chat_models import PROVIDER_LABELS, ChatModelChoice, extractive_choice
+from llm.access.ledger import FREE_PROVIDERS, SpendLedger
+from llm.access.ratelimit import Limit, Refusal, SharedBuckets
+from llm.answering.pipeline import AnswerResult, Finished, Retrieved, Token
 from llm.components import build_pipeline
-from llm.ledger import FREE_PROVIDERS, SpendLedger
-from llm.ratelimit import Limit, Refusal, SharedBuckets
-from llm.search import SearchFn
+from llm.models.choice import PROVIDER_LABELS, ChatModelChoice, extractive_choice
+from llm.records.cache_keys import answer_cache_key
+from llm.records.langsmith_tracing import Tracing, answer_config
+from llm.records.trace_store import TraceStore
+from llm.retrieval.modes import SearchFn
 from llm.settings import Settings
-from llm.trace_store import TraceStore
-from llm.tracing import Tracing, answer_config
 
 # Errors that mean "this chat model cannot be loaded here", as opposed to a bug.
 MODEL_LOAD_ERRORS = (ValueError, RuntimeError, OSError, ImportError)

@@ -13,7 +13,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from llm.search import SearchMode
+from llm.retrieval.modes import SearchMode
 
 DEFAULT_SECRETS_FILE = Path(".streamlit/secrets.toml")
 

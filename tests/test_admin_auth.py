@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from llm.admin_auth import LOCKOUT_S, MAX_FAILURES, AdminGate, AuthState, Tries, TryBook
+from llm.access.admin_auth import LOCKOUT_S, MAX_FAILURES, AdminGate, AuthState, Tries, TryBook
 
 
 class FakeClock:

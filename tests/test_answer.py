@@ -15,7 +15,8 @@ from langchain_core.messages import convert_to_messages
 from langchain_core.tracers.context import collect_runs
 
 from ingest.records import SearchHit
-from llm.answer import (
+from llm.answering.extractive import NO_ANSWER, extractive_answer
+from llm.answering.pipeline import (
     LOW_RELEVANCE_ANSWER,
     NO_HITS_ANSWER,
     SAFETY_TOKENS,
@@ -27,9 +28,8 @@ from llm.answer import (
     fit_hits,
     plausible_rewrite,
 )
-from llm.chat_models import ChatModelChoice, build_chat_model
-from llm.extractive import NO_ANSWER, extractive_answer
-from llm.prompts import ANSWER_PROMPT, format_source
+from llm.answering.prompts import ANSWER_PROMPT, format_source
+from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.settings import load_settings
 
 PASSAGES = [

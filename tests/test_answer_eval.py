@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from ingest.records import SearchHit
-from llm.answer import AnswerPipeline
-from llm.answer_eval import AnswerKey, evaluate_answers, judge, load_answer_keys
-from llm.chat_models import extractive_choice
-from llm.evaluation import Question
+from llm.answering.pipeline import AnswerPipeline
+from llm.evaluation.answer_eval import AnswerKey, evaluate_answers, judge, load_answer_keys
+from llm.evaluation.retrieval_eval import Question
+from llm.models.choice import extractive_choice
 
 PASSAGES = [
     SearchHit("r", "R-data.pdf", 15, 3, 0.6, "Function read.fwf reads fixed-width files."),

@@ -1,6 +1,6 @@
 """Answer cache keys: the same question asked differently hits, anything that matters misses."""
 
-from llm.answer_keys import answer_cache_key, normalize_question
+from llm.records.cache_keys import answer_cache_key, normalize_question
 
 
 def key(question: str = "What is R?", **changes) -> str:

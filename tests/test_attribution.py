@@ -11,7 +11,13 @@ import pytest
 
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.records import SearchHit
-from llm.attribution import Attribution, attribute, cited_numbers, split_answer, with_citations
+from llm.answering.attribution import (
+    Attribution,
+    attribute,
+    cited_numbers,
+    split_answer,
+    with_citations,
+)
 
 PASSAGES = [
     SearchHit(

@@ -14,9 +14,9 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
 import llm
-from llm.chat_models import approx_tokens, build_chat_model, resolve_provider
-from llm.local_model import LOCAL_N_CTX, LlamaCppChatModel
-from llm.local_models import (
+from llm.models.choice import approx_tokens, build_chat_model, resolve_provider
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel
+from llm.models.packaged import (
     LOCAL_MODELS,
     SMOLLM2,
     LocalModelMissing,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from llm.answer import AnswerResult, Source, Timings, Usage
-from llm.attribution import Attribution, Evidence, SentenceSupport
-from llm.chat_turns import AnswerTurn, QuestionTurn, history_pairs
+from llm.answering.attribution import Attribution, Evidence, SentenceSupport
+from llm.answering.chat_turns import AnswerTurn, QuestionTurn, history_pairs
+from llm.answering.pipeline import AnswerResult, Source, Timings, Usage
 from llm.service import Notice, Reply
 
 SOURCE = Source(1, "d1", "R-data.pdf", 15, 3, 0.61, "Function read.fwf reads fixed-width files.")

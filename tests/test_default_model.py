@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llm.local_models import model_label
+from llm.models.packaged import model_label
 from llm.settings import DEFAULT_LOCAL_MODEL
 from tests.cli_process import run_docqa
 

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from ingest.records import SearchHit
-from llm.evaluation import EvalReport, Question, QuestionResult, evaluate, load_questions
+from llm.evaluation.retrieval_eval import (
+    EvalReport,
+    Question,
+    QuestionResult,
+    evaluate,
+    load_questions,
+)
 
 
 def hit(source: str, page: int) -> SearchHit:

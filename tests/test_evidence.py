@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ingest.records import SearchHit
-from llm.chat_models import approx_tokens
-from llm.evidence import GAP, select_evidence, units
-from llm.prompts import source_header
+from llm.answering.evidence import GAP, select_evidence, units
+from llm.answering.prompts import source_header
+from llm.models.choice import approx_tokens
 
 FILLER = " ".join(f"Line {n} of the safety notes says nothing about prices." for n in range(12))
 PASSAGES = [

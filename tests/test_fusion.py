@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ingest.records import SearchHit
-from llm.fusion import reciprocal_rank_fusion
+from llm.retrieval.fusion import reciprocal_rank_fusion
 
 
 def hit(name: str, score: float, chunk_index: int = 0) -> SearchHit:

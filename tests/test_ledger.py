@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llm.ledger import Caps, SpendLedger, cost_of, period_bounds
+from llm.access.ledger import Caps, SpendLedger, cost_of, period_bounds
 
 WIDE_CAPS = Caps(daily=1000.0, weekly=1000.0, monthly=1000.0)
 PER_PROCESS = 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_core.messages import AIMessage, HumanMessage
 
 from ingest.records import SearchHit
-from llm.prompts import (
+from llm.answering.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
     CONVERSATION_ANSWER_CHARS,

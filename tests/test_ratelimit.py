@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm.ratelimit import TokenBucket
+from llm.access.ratelimit import TokenBucket
 
 
 class SetClock:

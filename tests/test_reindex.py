@@ -20,7 +20,7 @@ from cli_process import run_docqa
 from ingest.catalog import IndexConfig
 from ingest.index import COLLECTION_PREFIX, DocumentIndex
 from llm.components import build_index
-from llm.search import make_search
+from llm.retrieval.modes import make_search
 from llm.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

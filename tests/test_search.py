@@ -13,9 +13,9 @@ from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
-from llm.answer import LOW_RELEVANCE_ANSWER, AnswerPipeline
-from llm.chat_models import build_chat_model, extractive_choice
-from llm.search import is_low_relevance, make_search
+from llm.answering.pipeline import LOW_RELEVANCE_ANSWER, AnswerPipeline
+from llm.models.choice import build_chat_model, extractive_choice
+from llm.retrieval.modes import is_low_relevance, make_search
 from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD, load_settings
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from llm.chat_models import build_chat_model
+from llm.access.ratelimit import Limit, SharedBuckets, TokenBucket
 from llm.components import build_index, build_ledger
-from llm.ratelimit import Limit, SharedBuckets, TokenBucket
-from llm.search import make_search
+from llm.models.choice import build_chat_model
+from llm.records.trace_store import TRACES_FILE, TraceStore
+from llm.retrieval.modes import make_search
 from llm.service import (
     AnswerCache,
     Answered,
@@ -27,7 +28,6 @@ from llm.service import (
     ServiceEvent,
 )
 from llm.settings import Settings, load_settings
-from llm.trace_store import TRACES_FILE, TraceStore
 from tests.cli_process import run_docqa
 from tests.scripted_openai import Listener, scripted_model
 

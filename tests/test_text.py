@@ -7,7 +7,7 @@ import re
 from markdown_it import MarkdownIt
 
 from app.text import attributed_markdown, inert_markdown, inert_stream, terminal_safe
-from llm.attribution import SentenceSupport
+from llm.answering.attribution import SentenceSupport
 
 HOSTILE = (
     "Here is the answer ![chart](http://127.0.0.1:9/leak.png?k=secret) [1]. "

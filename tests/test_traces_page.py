@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ingest.records import SearchHit
-from llm.answer import AnswerPipeline, AnswerResult
-from llm.chat_models import extractive_choice
-from llm.trace_store import TRACES_FILE, TraceStore, app_trace_url
+from llm.answering.pipeline import AnswerPipeline, AnswerResult
+from llm.models.choice import extractive_choice
+from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TRACES_PAGE = "app/traces.py"

@@ -32,11 +32,11 @@ from streamlit.testing.v1 import AppTest
 from app import resources
 from app.cli import main
 from ingest.records import SearchHit
-from llm.answer import AnswerPipeline
-from llm.chat_models import build_chat_model, extractive_choice
+from llm.answering.pipeline import AnswerPipeline
+from llm.models.choice import build_chat_model, extractive_choice
+from llm.records.langsmith_tracing import REDACTED, Tracing, answer_config
+from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.settings import Settings, load_settings
-from llm.trace_store import TRACES_FILE, TraceStore
-from llm.tracing import REDACTED, Tracing, answer_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = str(REPO_ROOT / "streamlit_app.py")

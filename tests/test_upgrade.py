@@ -12,11 +12,12 @@ import pytest
 
 from ingest import catalog, keyword
 from ingest.sqlite_file import Migration
-from llm import ledger, trace_store
+from llm.access import ledger
+from llm.access.ledger import Caps, SpendLedger
 from llm.components import build_index
-from llm.ledger import Caps, SpendLedger
+from llm.records import trace_store
+from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.settings import load_settings
-from llm.trace_store import TRACES_FILE, TraceStore
 
 FIRST_TRACES = "traces-first-release.sqlite3"
 # Every SQLite file of ours in the fixture, with the migrations of the store that owns it.

@@ -43,9 +43,9 @@ from ingest.chunking import split_document
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import DocumentIndex, expand_paths
 from ingest.records import LoadedDocument, Page, SearchHit
-from llm.evaluation import EvalReport, Question, evaluate, load_questions
-from llm.fusion import reciprocal_rank_fusion
-from llm.search import FUSION_DEPTH, SEARCH_MODES, SearchFn, make_search
+from llm.evaluation.retrieval_eval import EvalReport, Question, evaluate, load_questions
+from llm.retrieval.fusion import reciprocal_rank_fusion
+from llm.retrieval.modes import FUSION_DEPTH, SEARCH_MODES, SearchFn, make_search
 from llm.settings import Settings
 from tests.benchmarks.bench_keyword import synthetic_docs, word_frequencies
 
@@ -147,7 +147,7 @@ class LocalModelReranker:
     passage_chars = 600
 
     def __init__(self) -> None:
-        from llm.local_model import _load_llama, local_model_path
+        from llm.models.llama import _load_llama, local_model_path
 
         self.llm = _load_llama(local_model_path(), 1024, 2)
         self.yes = [self.llm.tokenize(w, add_bos=False)[-1] for w in (b"Yes", b" yes")]

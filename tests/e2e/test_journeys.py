@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from llm.local_models import model_label
+from llm.models.packaged import model_label
 from llm.settings import DEFAULT_LOCAL_MODEL
 from tests.e2e.steps import (
     CHAT_PLACEHOLDER,

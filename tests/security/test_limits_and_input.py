@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from llm.access.ratelimit import Limit, SharedBuckets, TokenBucket
+from llm.answering.questions import clean_question, question_problem
 from llm.components import build_index
-from llm.questions import clean_question, question_problem
-from llm.ratelimit import Limit, SharedBuckets, TokenBucket
 from llm.settings import load_settings
 from tests.app_pages import APP, PASSWORD, log_in
 

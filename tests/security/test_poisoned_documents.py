@@ -16,12 +16,12 @@ from langchain_core.language_models import FakeListChatModel
 from ingest.instructions import find_instructions, instruction_flag
 from ingest.loaders import load_document
 from ingest.records import Page, SearchHit
-from llm.answer import AnswerPipeline, Finished, Token
-from llm.chat_models import ChatModelChoice, build_chat_model
+from llm.answering.evidence import select_evidence
+from llm.answering.leaks import PROMPT_RUN_WORDS, REDACTED, WITHHELD_ANSWER, LeakGuard
+from llm.answering.pipeline import AnswerPipeline, Finished, Token
+from llm.answering.prompts import ANSWER_SYSTEM
 from llm.components import build_index
-from llm.evidence import select_evidence
-from llm.leaks import PROMPT_RUN_WORDS, REDACTED, WITHHELD_ANSWER, LeakGuard
-from llm.prompts import ANSWER_SYSTEM
+from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.settings import load_settings
 
 pytestmark = pytest.mark.security

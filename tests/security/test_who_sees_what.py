@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from llm.answer import AnswerPipeline, AnswerResult
-from llm.chat_models import extractive_choice
-from llm.trace_store import TRACES_FILE, TraceStore
+from llm.answering.pipeline import AnswerPipeline, AnswerResult
+from llm.models.choice import extractive_choice
+from llm.records.trace_store import TRACES_FILE, TraceStore
 from tests.app_pages import APP, PASSWORD, log_in, page_text
 
 pytestmark = pytest.mark.security

@@ -16,13 +16,11 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_conf
 
 from ingest.instructions import instruction_flag
 from ingest.records import SearchHit
-from llm.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
-from llm.chat_models import EXTRACTIVE_MODEL, ChatModelChoice
-from llm.evidence import select_evidence
-from llm.extractive import NO_ANSWER, extractive_answer, terms
-from llm.leaks import WITHHELD_ANSWER, LeakGuard
-from llm.local_model import message_dicts
-from llm.prompts import (
+from llm.answering.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
+from llm.answering.evidence import select_evidence
+from llm.answering.extractive import NO_ANSWER, extractive_answer, terms
+from llm.answering.leaks import WITHHELD_ANSWER, LeakGuard
+from llm.answering.prompts import (
     ANSWER_PROMPT,
     ANSWER_SYSTEM,
     CONDENSE_PROMPT,
@@ -30,8 +28,10 @@ from llm.prompts import (
     format_conversation,
     format_source,
 )
-from llm.retrieval import IndexRetriever, SearchFn, document_to_hit
-from llm.search import is_low_relevance
+from llm.models.choice import EXTRACTIVE_MODEL, ChatModelChoice
+from llm.models.llama import message_dicts
+from llm.retrieval.modes import is_low_relevance
+from llm.retrieval.retriever import IndexRetriever, SearchFn, document_to_hit
 from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD
 
 MAX_HISTORY_TURNS = 3

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm.answer import AnswerResult
-from llm.evaluation import Question, mean, percentile
+from llm.answering.pipeline import AnswerResult
+from llm.evaluation.retrieval_eval import Question, mean, percentile
 
 AnswerFn = Callable[[str], AnswerResult]
 

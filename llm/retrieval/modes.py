@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from ingest.records import SearchHit
-from llm.extractive import terms
-from llm.fusion import reciprocal_rank_fusion
+from llm.answering.extractive import terms
+from llm.retrieval.fusion import reciprocal_rank_fusion
 
 SearchMode = Literal["vector", "keyword", "hybrid"]
 SEARCH_MODES: tuple[SearchMode, ...] = ("vector", "keyword", "hybrid")

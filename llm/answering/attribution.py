@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.records import SearchHit
-from llm.extractive import split_sentences, terms
+from llm.answering.extractive import split_sentences, terms
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
 

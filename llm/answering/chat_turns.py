@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from llm.answer import Source
-from llm.attribution import Attribution, Evidence
+from llm.answering.attribution import Attribution, Evidence
+from llm.answering.pipeline import Source
+from llm.records.trace_store import TraceRecord
 from llm.service import Notice, Reply
-from llm.trace_store import TraceRecord
 
 
 @dataclass(frozen=True)

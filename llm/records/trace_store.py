@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from ingest.sqlite_file import Migration, SQLiteFile
-from llm.answer import AnswerResult, Timings, Usage
+from llm.answering.pipeline import AnswerResult, Timings, Usage
 
 TRACES_FILE = "traces.sqlite3"
 TRACES_PAGE = "traces"

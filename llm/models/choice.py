@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 
-from llm.local_model import LOCAL_N_CTX, LlamaCppChatModel
-from llm.local_models import local_model_installed, model_label, resolve_model_file
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel
+from llm.models.packaged import local_model_installed, model_label, resolve_model_file
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 EXTRACTIVE_MODEL = "extractive"

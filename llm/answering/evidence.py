@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 
 from ingest.instructions import instruction_flag
 from ingest.records import SearchHit
-from llm.extractive import split_sentences, terms
-from llm.prompts import source_header
+from llm.answering.extractive import split_sentences, terms
+from llm.answering.prompts import source_header
 
 # Each rank down the retrieval list weighs a sentence's match this much less.
 RANK_DECAY = 0.8

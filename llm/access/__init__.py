@@ -1,0 +1,1 @@
+"""Cost and access control: the spend ledger and caps, rate limits, the admin password."""

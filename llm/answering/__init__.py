@@ -1,0 +1,1 @@
+"""Answering: the pipeline from question to checked, cited answer, and the conversation."""
