@@ -14,6 +14,7 @@ from ingest.index import DocumentIndex, Progress, ReindexFailed
 from ingest.instructions import InstructionFlag
 from ingest.ownership import DataDirBusy
 from ingest.records import DocumentRecord
+from ingest.sqlite_file import SchemaTooNew
 from llm.access.admin_auth import AdminGate, AuthState, Tries
 from llm.access.ledger import PERIODS, SpendLedger
 from llm.components import index_config
@@ -223,8 +224,8 @@ if not gate.is_unlocked(auth):
 
 try:
     index = resources.index(settings)
-except DataDirBusy as busy:
-    st.error(str(busy), icon="🔒")
+except (DataDirBusy, SchemaTooNew) as refused:
+    st.error(str(refused), icon="🔒")
     st.stop()
 ledger = resources.ledger(settings)
 

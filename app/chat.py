@@ -9,6 +9,7 @@ import streamlit as st
 from app import answering, resources, ui
 from app.text import inert_markdown, snippet
 from ingest.ownership import DataDirBusy
+from ingest.sqlite_file import SchemaTooNew
 from llm.answering.chat_turns import AnswerTurn, history_pairs
 from llm.answering.questions import clean_question, question_problem
 
@@ -26,8 +27,8 @@ st.session_state.setdefault("last_prompt", None)
 base_settings = resources.settings()
 try:
     index = resources.index(base_settings)
-except DataDirBusy as busy:
-    st.error(str(busy), icon=":material/lock:")
+except (DataDirBusy, SchemaTooNew) as refused:
+    st.error(str(refused), icon=":material/lock:")
     st.stop()
 
 with st.sidebar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,13 @@ def test_unreachable_model_server_is_reported_not_crashed(
     assert any("could not answer" in e.value for e in at.error), [e.value for e in at.error]
     assert not at.session_state.messages
     assert all("sk-test-not-a-real-key" not in e.value for e in at.error)
+
+
+def test_a_data_dir_from_a_newer_release_is_refused_on_the_page(chat_env: Path) -> None:
+    """Opening it with older code could corrupt it: the page says so instead of a traceback."""
+    with sqlite3.connect(chat_env / "docqa.sqlite3") as db:
+        db.execute("PRAGMA user_version = 99")
+    at = start()
+    [error] = at.error
+    assert "a newer release wrote it" in error.value and "docqa.sqlite3" in error.value
+    assert not at.chat_input
