@@ -15,7 +15,7 @@ from langchain_openai import ChatOpenAI
 
 import llm
 from llm.models.choice import approx_tokens, build_chat_model, resolve_provider
-from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx
 from llm.models.packaged import (
     LOCAL_MODELS,
     SMOLLM2,
@@ -243,3 +243,12 @@ def test_one_model_serves_concurrent_sessions(model):
         thread.join(timeout=120)
     assert errors == []
     assert len(answers) == 2 and answers[0] == answers[1] and answers[0].strip()
+
+
+def test_extra_buffers_are_kept_off_only_where_the_cpu_has_amx(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16 amx_tile amx_int8\n")
+    assert cpu_has_amx(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert not cpu_has_amx(cpuinfo)
+    assert cpu_has_amx(tmp_path / "missing")

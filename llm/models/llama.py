@@ -26,21 +26,33 @@ _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
     from llama_cpp import Llama
 
+    extra_buffers = not cpu_has_amx()
+
     class _Llama(Llama):
         # llama.cpp puts Q4_1 weights in its AMX "extra buffer" on CPUs that advertise AMX, and that
-        # path segfaults on some VMs (ggml-org/llama.cpp#20824; seen on the 2-core dev machine).
-        # The CPU repack buffers have no Q4_1 variant, so turning extra buffers off loses nothing
-        # elsewhere. Llama() has no argument for it: intercept the params it builds before loading.
+        # path segfaults on some VMs (ggml-org/llama.cpp#20824; seen on a 2-core dev machine). The
+        # other extra buffers repack Q4_K weights for AVX2 and read prompts ~6% faster (55 against
+        # 52 tokens/s for Qwen 1.5B on an AMD EPYC), so only AMX CPUs go without them. Llama() has
+        # no argument for it: intercept the params it builds before loading.
         @property
         def model_params(self) -> Any:
             return self._docqa_model_params
 
         @model_params.setter
         def model_params(self, params: Any) -> None:
-            params.use_extra_bufts = False
+            params.use_extra_bufts = extra_buffers
             self._docqa_model_params = params
 
     return _Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU advertises Intel AMX; unknown (no /proc/cpuinfo) counts as yes: safe."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True
+    return "amx_tile" in flags.split()
 
 
 def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
