@@ -147,3 +147,11 @@ def test_a_kept_attribution_reads_back_as_it_was(embed) -> None:
     result = attribute(answer, PASSAGES, embed)
     again = Attribution.from_json(json.loads(json.dumps(result.to_json())))
     assert again == result and again.unsupported == 1 and again.text == result.text
+
+
+def test_a_sentence_cut_off_before_its_point_is_not_supported(embed) -> None:
+    """The words match the passage, yet the sentence says nothing: the page leads with quotes."""
+    result = attribute("Fixed-width files are read by [1].", PASSAGES, embed)
+    [sentence] = result.sentences
+    assert sentence.claim and not sentence.supported and sentence.citations == ()
+    assert result.mostly_unsupported

@@ -50,6 +50,13 @@ _CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 _SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)", re.S)
 _LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
+# A sentence cut off before its point ("The recommended order is [1].") states nothing the
+# documents could support: a small model sometimes stops there, the citation standing in for it.
+_UNFINISHED = re.compile(
+    r"\b(?:is|are|was|were|be|been|the|a|an|of|to|for|by|with|and|or|from|than|follows|"
+    r"include|includes|including|such as|namely)\s*[.!?]?$",
+    re.I,
+)
 # Statements that the documents do not answer, or lead-ins: not claims about the documents.
 _NOT_A_CLAIM = re.compile(
     r"\b(?:(?:do(?:es)?|may|might) not (?:seem to )?"
@@ -304,7 +311,7 @@ def _judge(
     text = body if not piece.code else piece.text
     if not is_claim:
         return SentenceSupport(text, (), False, False, 0.0, piece.prefix, piece.code)
-    if not supporting:
+    if not supporting or (not piece.code and _UNFINISHED.search(body)):
         best = max((score for _, score in scored.values()), default=0.0)
         return SentenceSupport(text, (), False, True, best, piece.prefix, piece.code)
     kept = tuple(n for n in given if n in supporting)
