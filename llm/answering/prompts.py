@@ -14,7 +14,8 @@ from ingest.records import SearchHit
 ANSWER_SYSTEM = (
     "You answer questions about the user's documents, using only the numbered sources given "
     "with the question.\n"
-    "- Answer directly in one to three short sentences.\n"
+    "- Answer directly in one to three short sentences. When the question asks for several "
+    "things (steps, options, types, codes), name each one the sources give.\n"
     "- Use the exact names the sources use for functions, commands, options, files and values.\n"
     "- End each sentence with the number of the source it comes from, like [2].\n"
     "- If the sources do not contain the answer, say that the documents do not say, and stop.\n"
