@@ -123,23 +123,23 @@ def show_trace(
         st.caption("No prompt: this answer quotes the chunks without calling a model.")
 
     st.subheader("Answer", anchor=False)
-    attribution = record.attribution or {}
-    ui.answer_text(AnswerTurn.from_record(record))
-    if claims := attribution.get("claims"):
+    turn = AnswerTurn.from_record(record)
+    ui.answer_text(turn)
+    if (attribution := turn.attribution) is not None and attribution.claims:
         st.caption(
-            f"Sentences checked against the chunks: {claims} making a claim, "
-            f"{attribution['unsupported']} not supported by any chunk."
+            f"Sentences checked against the chunks: {attribution.claims} making a claim, "
+            f"{attribution.unsupported} not supported by any chunk."
         )
         st.dataframe(
             [
                 {
-                    "sentence": row["text"],
-                    "supported": row["supported"] if row["claim"] else None,
-                    "cites": ", ".join(f"[{n}]" for n in row["citations"]),
-                    "support score": row["score"],
+                    "sentence": sentence.text,
+                    "supported": sentence.supported if sentence.claim else None,
+                    "cites": ", ".join(f"[{n}]" for n in sentence.citations),
+                    "support score": sentence.score,
                 }
-                for row in attribution["sentences"]
-                if row["text"]
+                for sentence in attribution.sentences
+                if sentence.text
             ],
             hide_index=True,
             column_config={"support score": st.column_config.NumberColumn(format="%.2f")},

@@ -199,21 +199,19 @@ class Timings:
 
 @dataclass
 class _UsageSum:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    estimated: bool = False
+    """The Usage of the model calls so far, added to as each call reports (or is estimated)."""
+
+    total: Usage = field(default_factory=Usage)
 
     def add(self, reported: dict[str, int] | None, estimate: Callable[[], tuple[int, int]]) -> None:
-        if reported:
-            inputs, outputs = reported["input_tokens"], reported["output_tokens"]
-        else:
-            inputs, outputs = estimate()
-            self.estimated = True
-        self.input_tokens += inputs
-        self.output_tokens += outputs
-
-    def total(self) -> Usage:
-        return Usage(self.input_tokens, self.output_tokens, self.estimated)
+        inputs, outputs = (
+            (reported["input_tokens"], reported["output_tokens"]) if reported else estimate()
+        )
+        self.total = Usage(
+            self.total.input_tokens + inputs,
+            self.total.output_tokens + outputs,
+            self.total.estimated or not reported,
+        )
 
 
 @dataclass
@@ -463,7 +461,7 @@ class AnswerPipeline:
             prompt_messages=message_dicts(messages),
             provider=self.choice.provider,
             model=self.choice.model,
-            usage=usage.total(),
+            usage=usage.total,
             timings=clock.timings(),
             run_id=run_id,
             low_relevance=low_relevance,
