@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, resources, ui
+from app import identity, preview, resources, ui
+from app.preview import Passage
 from app.text import inert_markdown
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
@@ -100,6 +101,7 @@ def show_trace(
             icon=":material/history:",
             query_params={"trace": record.cached_from},
         )
+    turn = AnswerTurn.from_record(record)
     st.subheader("Question", anchor=False)
     st.text(record.question)
     st.markdown("**Standalone question** (what was searched)")
@@ -113,6 +115,13 @@ def show_trace(
             hide_index=True,
             column_config={"score": st.column_config.NumberColumn(format="%.3f")},
         )
+        with st.container(horizontal=True, gap="small"):
+            for source in turn.sources:
+                preview.page_button(
+                    f"[{source.number}] page {source.page}",
+                    Passage(source.doc_id, source.page, source.text),
+                    key=f"trace_{record.id}_chunk{source.number}",
+                )
     else:
         st.caption("No chunk matched the question.")
 
@@ -123,8 +132,7 @@ def show_trace(
         st.caption("No prompt: this answer quotes the chunks without calling a model.")
 
     st.subheader("Answer", anchor=False)
-    turn = AnswerTurn.from_record(record)
-    ui.answer_text(turn)
+    ui.answer_text(turn, key=f"trace_{record.id}")
     if (attribution := turn.attribution) is not None and attribution.claims:
         st.caption(
             f"Sentences checked against the chunks: {attribution.claims} making a claim, "

@@ -7,7 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from app.text import attributed_markdown, inert_markdown, muted, snippet
+from app import preview
+from app.preview import Passage
+from app.text import attributed_markdown, inert_markdown, snippet
 from ingest.index import DocumentIndex, Progress
 from ingest.records import AddResult
 from llm.answering.attribution import Evidence
@@ -90,8 +92,8 @@ def installed_local_models(configured: str) -> list[str]:
     return names or [configured]
 
 
-def source_list(sources: Sequence[Source]) -> None:
-    """An expander listing each numbered source with file, page, score and a snippet."""
+def source_list(sources: Sequence[Source], key: str) -> None:
+    """An expander listing each numbered source with file, page, score, a snippet and its page."""
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})"):
@@ -103,6 +105,11 @@ def source_list(sources: Sequence[Source]) -> None:
             st.caption(inert_markdown(snippet(source.text, 400)))
             if source.flag:
                 st.caption(flag_note(source.flag))
+            preview.page_button(
+                f"Show page {source.page}",
+                Passage(source.doc_id, source.page, source.text),
+                key=f"{key}_source{source.number}",
+            )
 
 
 def flag_note(reason: str) -> str:
@@ -113,20 +120,28 @@ def flag_note(reason: str) -> str:
     )
 
 
-def evidence_quotes(evidence: Sequence[Evidence]) -> None:
-    """The quotes the answer rests on, each with its file and page, shown without a click."""
+def evidence_quotes(evidence: Sequence[Evidence], sources: Sequence[Source], key: str) -> None:
+    """The quotes the answer rests on, each with its file and page, shown without a click.
+
+    The file and page open that page with the quote marked on it.
+    """
     if not evidence:
         return
+    doc_ids = {source.number: source.doc_id for source in sources}
     with st.container(border=True):
         st.caption(":material/format_quote: From your documents")
-        for quote in evidence:
-            where = muted(f"{quote.source}, page {quote.page}")
-            st.markdown(
-                f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”  \n:small[{where}]"
+        for position, quote in enumerate(evidence):
+            st.markdown(f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”")
+            label = f"{quote.source}, page {quote.page}"
+            if (doc_id := doc_ids.get(quote.number)) is None:
+                st.caption(inert_markdown(label))
+                continue
+            preview.page_button(
+                label, Passage(doc_id, quote.page, quote.quote), key=f"{key}_quote{position}"
             )
 
 
-def answer_text(turn: AnswerTurn) -> None:
+def answer_text(turn: AnswerTurn, key: str) -> None:
     """The checked answer: unsupported sentences greyed and said to be so, citations in place.
 
     When most of it is unsupported, the quotes come first and the page says so.
@@ -140,7 +155,7 @@ def answer_text(turn: AnswerTurn) -> None:
             "Most of this answer was not found in your documents. Here is what they say:",
             icon=":material/report:",
         )
-        evidence_quotes(turn.evidence)
+        evidence_quotes(turn.evidence, turn.sources, key)
         st.markdown(attributed_markdown(sentences))
         return
     st.markdown(attributed_markdown(sentences))
@@ -150,7 +165,7 @@ def answer_text(turn: AnswerTurn) -> None:
             f"{'was' if unsupported == 1 else 'were'} not found in your documents."
         )
     if turn.evidence:
-        evidence_quotes(turn.evidence)
+        evidence_quotes(turn.evidence, turn.sources, key)
     elif turn.cited:
         st.caption(
             ":material/link: "
@@ -158,6 +173,11 @@ def answer_text(turn: AnswerTurn) -> None:
                 f"\\[{c.number}] {inert_markdown(c.source)}, page {c.page}" for c in turn.cited
             )
         )
+
+
+def turn_key(turn: AnswerTurn) -> str:
+    """A widget key prefix that stays the same for one answer across reruns."""
+    return f"answer_{turn.entry_id or turn.trace_id or id(turn)}"
 
 
 def _count(number: int, noun: str) -> str:

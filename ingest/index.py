@@ -146,6 +146,10 @@ class DocumentIndex:
     def document(self, doc_id: str) -> DocumentRecord | None:
         return self._catalog.get(doc_id)
 
+    def original(self, record: DocumentRecord) -> bytes:
+        """The file as it was uploaded, from the stored copy."""
+        return (self.data_dir / record.stored_path).read_bytes()
+
     def search(self, query: str, k: int) -> list[SearchHit]:
         """Vector search: the k chunks most similar to the query, score = cosine similarity."""
         if not query.strip():
@@ -407,7 +411,7 @@ class DocumentIndex:
         return path
 
     def _reload(self, record: DocumentRecord) -> LoadedDocument:
-        data = (self.data_dir / record.stored_path).read_bytes()
+        data = self.original(record)
         doc = load_document(record.source, data, max(self.max_file_bytes, len(data)))
         if doc.sha256 != record.sha256:
             raise ValueError("the stored file no longer matches its checksum")

@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -82,6 +82,11 @@ class Source:
     # Why the passage reads as instructions to a model, when it does (those sentences are
     # never sent to the model).
     flag: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Source:
+        """A source as a trace keeps it (the fields of `asdict`)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     @classmethod
     def from_hit(cls, number: int, hit: SearchHit) -> Source:
