@@ -10,6 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from streamlit.testing.v1 import AppTest
 
 from app import resources
+from tests.app_pages import page_text
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -91,12 +92,36 @@ def test_upload_ask_sources_and_clear(chat_env: Path, good_pdfs: Path, bad_pdfs:
     assert "crazyones-pdfa.pdf" in sources.markdown[0].value
     assert "page 1" in sources.markdown[0].value
 
+    # Each source opens its page, drawn, with the passage marked on it.
+    show = next(b for b in sources.button if b.label == "Show page 1")
+    show.click().run()
+    assert not at.exception, at.exception
+    [drawn] = [h for h in at.get("html") if "docqa-page" in h.proto.body]
+    assert drawn.proto.body.count('class="docqa-mark"') >= 3  # the passage runs over 3+ lines
+    assert "crazyones-pdfa.pdf** · page 1 of 1" in page_text(at)
+
     ask(at, "And what is the capital of France in the table?")
     assert len(assistant_texts(at)) == 2
 
     [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
     clear.click().run()
     assert not at.chat_message
+
+
+def test_a_text_source_shows_the_passage_marked_in_its_text(
+    chat_env: Path, good_pdfs: Path
+) -> None:
+    at = start()
+    upload(at, good_pdfs / "latin1-recipe.txt")
+    ask(at, "How long does the crème brûlée cook?")
+    sources = at.chat_message[1].expander[0]
+    next(b for b in sources.button if b.label == "Show page 1").click().run()
+    assert not at.exception, at.exception
+    [shown] = [h.proto.body for h in at.get("html") if "docqa-text" in h.proto.body]
+    # Read with the file's own encoding (Latin-1), escaped, the passage inside the mark.
+    assert '<mark class="docqa-mark">' in shown and "45 minutes à 150 degrés" in shown
+    download = at.get("download_button")[0]
+    assert download.proto.label == "Download latin1-recipe.txt"
 
 
 class CountCalls(BaseCallbackHandler):
