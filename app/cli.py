@@ -224,7 +224,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         _print_json([hit.to_json() for hit in hits], indent=2)
         return 0
     for number, hit in enumerate(hits, start=1):
-        print(f"[{number}] {terminal_safe(hit.source)}, page {hit.page} (score {hit.score:.2f})")
+        print(f"[{number}] {terminal_safe(f'{hit.source}, {hit.where}')} (score {hit.score:.2f})")
         print(f"    {terminal_safe(snippet(hit.text, 160))}")
     return 0
 
@@ -271,7 +271,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {evidence_line(evidence)}")
     print("\nSources:")
     for source in result.sources:
-        print(f"  [{source.number}] {terminal_safe(source.source)}, page {source.page}")
+        print(f"  [{source.number}] {terminal_safe(f'{source.source}, {source.where}')}")
     _say(f"({result.provider} · {result.model}) trace: {trace_url}")
     return 0
 

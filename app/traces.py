@@ -13,6 +13,7 @@ import streamlit as st
 
 from app import identity, resources, ui
 from app.text import inert_markdown
+from ingest.records import location_label
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
 from llm.records.langsmith_tracing import Tracing
@@ -48,7 +49,9 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
         {
             "#": source["number"],
             "source": source["source"],
-            "page": source["page"],
+            "where": location_label(
+                source["page"], source.get("location"), source.get("ocr", False)
+            ),
             "chunk": source["chunk_index"],
             "score": source["score"],
             "text": source["text"],

@@ -91,14 +91,14 @@ def installed_local_models(configured: str) -> list[str]:
 
 
 def source_list(sources: Sequence[Source]) -> None:
-    """An expander listing each numbered source with file, page, score and a snippet."""
+    """An expander listing each numbered source with file, location, score and a snippet."""
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})"):
         for source in sources:
             st.markdown(
                 f"**\\[{source.number}] {inert_markdown(source.source)}**, "
-                f"page {source.page} · similarity {source.score:.2f}"
+                f"{inert_markdown(source.where)} · similarity {source.score:.2f}"
             )
             st.caption(inert_markdown(snippet(source.text, 400)))
             if source.flag:
@@ -114,13 +114,13 @@ def flag_note(reason: str) -> str:
 
 
 def evidence_quotes(evidence: Sequence[Evidence]) -> None:
-    """The quotes the answer rests on, each with its file and page, shown without a click."""
+    """The quotes the answer rests on, each with its file and location, shown without a click."""
     if not evidence:
         return
     with st.container(border=True):
         st.caption(":material/format_quote: From your documents")
         for quote in evidence:
-            where = muted(f"{quote.source}, page {quote.page}")
+            where = muted(f"{quote.source}, {quote.where}")
             st.markdown(
                 f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”  \n:small[{where}]"
             )
@@ -155,7 +155,7 @@ def answer_text(turn: AnswerTurn) -> None:
         st.caption(
             ":material/link: "
             + " · ".join(
-                f"\\[{c.number}] {inert_markdown(c.source)}, page {c.page}" for c in turn.cited
+                f"\\[{c.number}] {inert_markdown(f'{c.source}, {c.where}')}" for c in turn.cited
             )
         )
 

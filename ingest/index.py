@@ -497,6 +497,8 @@ def _hit(document: Document, distance: float) -> SearchHit:
         chunk_index=int(meta["chunk_index"]),
         score=round(1.0 - float(distance), 4),
         text=document.page_content,
+        location=meta.get("location") or None,
+        ocr=bool(meta.get("ocr", False)),
     )
 
 
