@@ -21,6 +21,7 @@ from app.text import evidence_line, snippet, terminal_safe
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
+from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
@@ -171,7 +172,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"no such file or folder: {', '.join(missing)}")
     paths = expand_paths(args.paths)
     if not paths:
-        raise CommandError("no PDF, text or Markdown files found in the given folders")
+        raise CommandError(f"no {ACCEPTED_TYPES} files found in the given folders")
     with _opened_index(settings) as index:
         results = index.add_paths(paths, on_progress=_progress_printer("adding"))
     if args.json:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app.text import attributed_markdown, inert_markdown, muted, snippet
 from ingest.index import DocumentIndex, Progress
+from ingest.loaders import ACCEPTED_TYPES, SUPPORTED_SUFFIXES
 from ingest.records import AddResult
 from llm.answering.attribution import Evidence
 from llm.answering.chat_turns import AnswerTurn
@@ -189,8 +190,8 @@ def document_uploader(settings: Settings, key: str) -> list[Any]:
     st.session_state.setdefault(round_key, 0)
     return (
         st.file_uploader(
-            "Add PDF, TXT or Markdown files",
-            type=["pdf", "txt", "md", "markdown"],
+            f"Add {ACCEPTED_TYPES} files",
+            type=[suffix.removeprefix(".") for suffix in SUPPORTED_SUFFIXES],
             accept_multiple_files=True,
             key=f"{key}_{st.session_state[round_key]}",
             help=f"Up to {settings.max_upload_mb} MB per file.",
