@@ -10,6 +10,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from streamlit.testing.v1 import AppTest
 
 from app import resources
+from ingest.formats.ocr import Ocr
+from tests.made_documents import FACTS, made_files, zip_bomb
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -220,3 +222,40 @@ def test_a_data_dir_from_a_newer_release_is_refused_on_the_page(chat_env: Path) 
     [error] = at.error
     assert "a newer release wrote it" in error.value and "docqa.sqlite3" in error.value
     assert not at.chat_input
+
+
+@pytest.mark.slow
+def test_every_format_uploads_and_sources_name_its_slide_sheet_heading_or_ocr_page(
+    chat_env: Path, tesseract: Ocr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_RATE_LIMIT_CAPACITY", str(len(FACTS)))
+    at = start()
+    files = [*made_files().items(), ("bomb.pptx", zip_bomb())]
+    at.sidebar.file_uploader[0].set_value(
+        [(name, data, "application/octet-stream") for name, data in files]
+    )
+    at.run()
+    assert not at.exception, at.exception
+    assert f"{len(FACTS)} added, 1 could not be read" in at.toast[0].value
+    [error] = [e.value for e in at.error]
+    assert "**bomb.pptx** was not added" in error and "zip bomb" in error
+
+    for fact in FACTS:
+        if at.chat_message:
+            # A new conversation: a follow-up would be searched with the question before it.
+            [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
+            clear.click().run()
+        ask(at, fact.question)
+        sources = at.chat_message[1].expander[0]
+        assert sources.label.startswith("Sources")
+        top = sources.markdown[0].value
+        assert f"{fact.name}**, {fact.where} · similarity" in top, top
+
+    # The trace of the last answer lists its passages with the same place.
+    [link] = [
+        link for link in at.chat_message[-1].get("page_link") if link.proto.label == "View trace"
+    ]
+    at.query_params["trace"] = link.proto.query_string.removeprefix("trace=")
+    at.switch_page("app/traces.py").run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["where"].iloc[0] == FACTS[-1].where
