@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 
+import docx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from streamlit.testing.v1 import AppTest
@@ -259,3 +261,19 @@ def test_every_format_uploads_and_sources_name_its_slide_sheet_heading_or_ocr_pa
     at.switch_page("app/traces.py").run()
     assert not at.exception, at.exception
     assert at.dataframe[0].value["where"].iloc[0] == FACTS[-1].where
+
+
+def test_a_heading_that_holds_markdown_is_shown_inert_as_the_location(chat_env: Path) -> None:
+    document = docx.Document()
+    document.add_heading("Leak ![pixel](http://127.0.0.1:9/p.png) [link](http://127.0.0.1:9)", 1)
+    document.add_paragraph("The Osprey drone flies for forty minutes on one battery.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    at = start()
+    at.sidebar.file_uploader[0].set_value([("osprey.docx", buffer.getvalue(), "")])
+    at.run()
+
+    ask(at, "How long does the Osprey drone fly?")
+
+    top = at.chat_message[1].expander[0].markdown[0].value
+    assert "osprey.docx**, Leak !\\[pixel](http://127.0.0.1:9/p.png) \\[link]" in top, top
