@@ -106,7 +106,7 @@ def flagged_passages(
             [
                 {
                     "Document": record.source,
-                    "Page": flag.page,
+                    "Where": flag.where,
                     "Why": flag.reason,
                     "Passage": flag.excerpt,
                 }

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import answering, resources, ui
 from app.text import inert_markdown, snippet
+from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
 from ingest.sqlite_file import SchemaTooNew
 from llm.answering.chat_turns import AnswerTurn, history_pairs
@@ -57,7 +58,7 @@ ui.show_upload_report("uploader")
 
 if index.is_empty:
     st.info(
-        "No documents yet. Add PDF, TXT or Markdown files with the uploader in the sidebar, "
+        f"No documents yet. Add {ACCEPTED_TYPES} files with the uploader in the sidebar, "
         "then ask a question about them. Or start with the bundled sample documents.",
         icon=":material/waving_hand:",
     )

@@ -25,7 +25,16 @@ from ingest.pages import (
 from ingest.records import DocumentRecord
 
 PAGE_KEY = "preview_page"
-MIME_TYPES = {"pdf": "application/pdf", "text": "text/plain", "markdown": "text/markdown"}
+MIME_TYPES = {
+    "pdf": "application/pdf",
+    "text": "text/plain",
+    "markdown": "text/markdown",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
+    "html": "text/html",
+}
 # Scrolls the dialog to the first mark. The script is fixed text: the HTML beside it holds only
 # numbers and a base64 picture, never document text, so nothing from a document can run.
 _SCROLL_TO_MARK = (

@@ -14,6 +14,7 @@ import streamlit as st
 from app import identity, preview, resources, ui
 from app.preview import Passage
 from app.text import inert_markdown
+from ingest.records import location_label
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
 from llm.records.langsmith_tracing import Tracing
@@ -49,7 +50,9 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
         {
             "#": source["number"],
             "source": source["source"],
-            "page": source["page"],
+            "where": location_label(
+                source["page"], source.get("location"), source.get("ocr", False)
+            ),
             "chunk": source["chunk_index"],
             "score": source["score"],
             "text": source["text"],
@@ -118,7 +121,7 @@ def show_trace(
         with st.container(horizontal=True, gap="small"):
             for source in turn.sources:
                 preview.page_button(
-                    f"[{source.number}] page {source.page}",
+                    f"[{source.number}] {inert_markdown(source.where)}",
                     Passage(source.doc_id, source.page, source.text),
                     key=f"trace_{record.id}_chunk{source.number}",
                 )

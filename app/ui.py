@@ -11,6 +11,7 @@ from app import preview
 from app.preview import Passage
 from app.text import attributed_markdown, inert_markdown, snippet
 from ingest.index import DocumentIndex, Progress
+from ingest.loaders import ACCEPTED_TYPES, SUPPORTED_SUFFIXES
 from ingest.records import AddResult
 from llm.answering.attribution import Evidence
 from llm.answering.chat_turns import AnswerTurn
@@ -93,20 +94,20 @@ def installed_local_models(configured: str) -> list[str]:
 
 
 def source_list(sources: Sequence[Source], key: str) -> None:
-    """An expander listing each numbered source with file, page, score, a snippet and its page."""
+    """An expander listing each numbered source: file, location, score, snippet, its page."""
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})"):
         for source in sources:
             st.markdown(
                 f"**\\[{source.number}] {inert_markdown(source.source)}**, "
-                f"page {source.page} · similarity {source.score:.2f}"
+                f"{inert_markdown(source.where)} · similarity {source.score:.2f}"
             )
             st.caption(inert_markdown(snippet(source.text, 400)))
             if source.flag:
                 st.caption(flag_note(source.flag))
             preview.page_button(
-                f"Show page {source.page}",
+                f"Show {inert_markdown(source.where)}",
                 Passage(source.doc_id, source.page, source.text),
                 key=f"{key}_source{source.number}",
             )
@@ -121,9 +122,9 @@ def flag_note(reason: str) -> str:
 
 
 def evidence_quotes(evidence: Sequence[Evidence], sources: Sequence[Source], key: str) -> None:
-    """The quotes the answer rests on, each with its file and page, shown without a click.
+    """The quotes the answer rests on, each with its file and location, shown without a click.
 
-    The file and page open that page with the quote marked on it.
+    The file and location open that page with the quote marked on it.
     """
     if not evidence:
         return
@@ -132,12 +133,14 @@ def evidence_quotes(evidence: Sequence[Evidence], sources: Sequence[Source], key
         st.caption(":material/format_quote: From your documents")
         for position, quote in enumerate(evidence):
             st.markdown(f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”")
-            label = f"{quote.source}, page {quote.page}"
+            label = f"{quote.source}, {quote.where}"
             if (doc_id := doc_ids.get(quote.number)) is None:
                 st.caption(inert_markdown(label))
                 continue
             preview.page_button(
-                label, Passage(doc_id, quote.page, quote.quote), key=f"{key}_quote{position}"
+                inert_markdown(label),
+                Passage(doc_id, quote.page, quote.quote),
+                key=f"{key}_quote{position}",
             )
 
 
@@ -170,7 +173,7 @@ def answer_text(turn: AnswerTurn, key: str) -> None:
         st.caption(
             ":material/link: "
             + " · ".join(
-                f"\\[{c.number}] {inert_markdown(c.source)}, page {c.page}" for c in turn.cited
+                f"\\[{c.number}] {inert_markdown(f'{c.source}, {c.where}')}" for c in turn.cited
             )
         )
 
@@ -209,8 +212,8 @@ def document_uploader(settings: Settings, key: str) -> list[Any]:
     st.session_state.setdefault(round_key, 0)
     return (
         st.file_uploader(
-            "Add PDF, TXT or Markdown files",
-            type=["pdf", "txt", "md", "markdown"],
+            f"Add {ACCEPTED_TYPES} files",
+            type=[suffix.removeprefix(".") for suffix in SUPPORTED_SUFFIXES],
             accept_multiple_files=True,
             key=f"{key}_{st.session_state[round_key]}",
             help=f"Up to {settings.max_upload_mb} MB per file.",

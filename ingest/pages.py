@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 
+from ingest.formats import PDFIUM_LOCK
+
 # As wide as the preview dialog on a laptop, small enough (~200 KB as WebP) for every page turn.
 PAGE_WIDTH_PX = 1200
 # A passage is placed only when most of its words are found on the page in order; below this
@@ -50,13 +52,13 @@ class _Word:
 
 
 def pdf_page_count(data: bytes) -> int:
-    with pypdfium2.PdfDocument(data) as document:
+    with PDFIUM_LOCK, pypdfium2.PdfDocument(data) as document:
         return len(document)
 
 
 def render_pdf_page(data: bytes, page: int, width_px: int = PAGE_WIDTH_PX) -> PageImage:
     """Page `page` (1-based) of the PDF in `data`, drawn `width_px` wide as a viewer shows it."""
-    with pypdfium2.PdfDocument(data) as document:
+    with PDFIUM_LOCK, pypdfium2.PdfDocument(data) as document:
         pdf_page = document[_page_index(document, page)]
         width_pt = (
             pdf_page.get_width() if pdf_page.get_rotation() in (0, 180) else pdf_page.get_height()
@@ -74,7 +76,7 @@ def pdf_passage_boxes(data: bytes, page: int, passage: str) -> list[Box]:
     The passage was extracted by pypdf and the page is read here by PDFium, so the two texts
     differ in spacing, hyphens and ligatures; they are matched word by word instead of verbatim.
     """
-    with pypdfium2.PdfDocument(data) as document:
+    with PDFIUM_LOCK, pypdfium2.PdfDocument(data) as document:
         pdf_page = document[_page_index(document, page)]
         text_page = pdf_page.get_textpage()
         # One character per PDFium char index, so a match's offsets are char indices too.

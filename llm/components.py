@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
+from ingest.formats.ocr import Ocr
 from ingest.index import DocumentIndex
 from llm.access.ledger import Caps, SpendLedger
 from llm.answering.attribution import EmbedFn
@@ -43,7 +44,13 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         max_file_bytes=settings.max_upload_mb * 1024 * 1024,
         chroma_url=settings.chroma_url,
         owner=owner,
+        ocr=ocr_for(settings),
     )
+
+
+def ocr_for(settings: Settings) -> Ocr:
+    """How scanned PDF pages are read, as the settings ask."""
+    return Ocr(settings.tesseract_cmd, settings.ocr_languages)
 
 
 def build_ledger(settings: Settings) -> SpendLedger:
