@@ -69,7 +69,7 @@ if index.is_empty:
 elif not st.session_state.messages:
     st.caption(
         "Ask anything about your documents in the box below. Answers cite the file and page "
-        "they rest on; open *Sources* under an answer to read the passages."
+        "they rest on; click a file and page under an answer to see the passage on its page."
     )
 
 for turn in st.session_state.messages:

@@ -189,11 +189,11 @@ def _rendered(sha256: str, page: int, _index: DocumentIndex, _record: DocumentRe
     return render_pdf_page(_index.original(_record), page)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
+@st.cache_data(max_entries=1024, show_spinner="Finding the passage on the page…")
 def _marks(
     sha256: str, page: int, passage: str, _index: DocumentIndex, _record: DocumentRecord
 ) -> list[Box]:
-    return pdf_passage_boxes(_index.original(_record), page, passage)
+    return pdf_passage_boxes(_index.original(_record), page, passage, _index.ocr)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

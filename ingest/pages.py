@@ -13,6 +13,7 @@ import pypdfium2
 import pypdfium2.raw as pdfium_c
 
 from ingest.formats import PDFIUM_LOCK
+from ingest.formats.ocr import Ocr, OcrWord
 
 # As wide as the preview dialog on a laptop, small enough (~200 KB as WebP) for every page turn.
 PAGE_WIDTH_PX = 1200
@@ -70,26 +71,62 @@ def render_pdf_page(data: bytes, page: int, width_px: int = PAGE_WIDTH_PX) -> Pa
         return PageImage(buffer.getvalue(), "image/webp", *picture.size, page, len(document))
 
 
-def pdf_passage_boxes(data: bytes, page: int, passage: str) -> list[Box]:
+def pdf_passage_boxes(data: bytes, page: int, passage: str, ocr: Ocr | None = None) -> list[Box]:
     """Where `passage` stands on PDF page `page`: one box per line it covers, or none if absent.
 
     The passage was extracted by pypdf and the page is read here by PDFium, so the two texts
     differ in spacing, hyphens and ligatures; they are matched word by word instead of verbatim.
+    A page without a text layer was read by OCR at ingest: given `ocr`, its words are read
+    again with their boxes and the passage is placed by those.
     """
     with PDFIUM_LOCK, pypdfium2.PdfDocument(data) as document:
         pdf_page = document[_page_index(document, page)]
         text_page = pdf_page.get_textpage()
-        # One character per PDFium char index, so a match's offsets are char indices too.
-        text = "".join(
-            chr(pdfium_c.FPDFText_GetUnicode(text_page.raw, i) or 32)
-            for i in range(text_page.count_chars())
-        )
-        span = passage_span(text, passage)
-        if span is None:
-            return []
-        start, end = span
-        rects = [text_page.get_rect(i) for i in range(text_page.count_rects(start, end - start))]
-        return _lines([_box(pdf_page, rect) for rect in rects])
+        has_text = text_page.count_chars() > 0
+        if has_text:
+            return _text_layer_boxes(pdf_page, text_page, passage)
+    if ocr is None or ocr.problem() is not None:
+        return []
+    return ocr_passage_boxes(ocr.read_words(data, page), passage)
+
+
+def ocr_passage_boxes(words: Sequence[OcrWord], passage: str) -> list[Box]:
+    """The lines of OCR'd `words` that `passage` covers, or none if it is not among them."""
+    text, starts = "", []
+    for word in words:
+        starts.append(len(text))
+        text += word.text + " "
+    span = passage_span(text, passage)
+    if span is None:
+        return []
+    start, end = span
+    covered = [
+        word
+        for word, first in zip(words, starts, strict=True)
+        if first < end and first + len(word.text) > start
+    ]
+    return _lines(
+        [
+            Box(w.left, w.top, round(w.right - w.left, 5), round(w.bottom - w.top, 5))
+            for w in covered
+        ]
+    )
+
+
+def _text_layer_boxes(
+    pdf_page: pypdfium2.PdfPage, text_page: pypdfium2.PdfTextPage, passage: str
+) -> list[Box]:
+    # One character per PDFium char index, so a match's offsets are char indices too.
+    text = "".join(
+        chr(pdfium_c.FPDFText_GetUnicode(text_page.raw, i) or 32)
+        for i in range(text_page.count_chars())
+    )
+    span = passage_span(text, passage)
+    if span is None:
+        return []
+    start, end = span
+    rects = [text_page.get_rect(i) for i in range(text_page.count_rects(start, end - start))]
+    return _lines([_box(pdf_page, rect) for rect in rects])
 
 
 def passage_span(text: str, passage: str) -> tuple[int, int] | None:

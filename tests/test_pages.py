@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ingest.chunking import split_document
+from ingest.formats.ocr import Ocr
 from ingest.loaders import load_document
 from ingest.pages import (
     Box,
@@ -20,6 +21,7 @@ from ingest.pages import (
     render_pdf_page,
     text_excerpt,
 )
+from tests.made_documents import scanned_warranty
 
 MULTI_PAGE = [
     "multicolumn.pdf",
@@ -137,3 +139,19 @@ def test_a_text_passage_is_cut_out_with_its_surroundings() -> None:
     assert len(excerpt.before) == 60 and excerpt.cut_before and excerpt.cut_after
     missing = text_excerpt(text, "nothing like this here at all", context_chars=60)
     assert missing.passage == "" and missing.before == "" and not missing.cut_before
+
+
+def test_a_scanned_page_is_marked_by_the_words_ocr_reads(tesseract: Ocr) -> None:
+    data = scanned_warranty()
+    doc = load_document("scan.pdf", data, 50 * 1024 * 1024, tesseract)
+    [passage] = [c.page_content for c in split_document(doc, 500, 50) if c.metadata["page"] == 2]
+    assert "warranty lasts seven years" in passage
+    boxes = pdf_passage_boxes(data, 2, "warranty lasts seven years", tesseract)
+    image = Image.open(io.BytesIO(render_pdf_page(data, 2).image))
+    # One line, drawn second of three at the top left of the page, and inked.
+    [line] = boxes
+    assert 0.05 < line.left < 0.2 and 0.15 < line.top < 0.4 and line.width > 0.3
+    assert ink_share(image, line) > 0.04
+    assert len(pdf_passage_boxes(data, 2, passage, tesseract)) == 3  # the whole page's passage
+    assert pdf_passage_boxes(data, 2, "the frame and the fork", tesseract) == []  # page 1's
+    assert pdf_passage_boxes(data, 2, passage) == []  # without OCR, a scan has nothing to match

@@ -29,6 +29,17 @@ _tesseract_guard = threading.Lock()
 
 
 @dataclass(frozen=True)
+class OcrWord:
+    """A word Tesseract read, with its box in fractions of the page as drawn, from top left."""
+
+    text: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+@dataclass(frozen=True)
 class Ocr:
     """How pages without a text layer are read: the Tesseract command and its languages
     ("eng", or several joined by "+")."""
@@ -73,6 +84,32 @@ class Ocr:
             with PDFIUM_LOCK:
                 pdf.close()
         return found
+
+    def read_words(self, data: bytes, number: int) -> list[OcrWord]:
+        """The words Tesseract reads on 1-based page `number`, in reading order, with boxes."""
+        try:
+            with PDFIUM_LOCK, pypdfium2.PdfDocument(data) as pdf:
+                image = _render(pdf[number - 1])
+            with _tesseract_guard:
+                pytesseract.pytesseract.tesseract_cmd = self.command
+                found = pytesseract.image_to_data(
+                    image,
+                    lang=self.languages,
+                    timeout=PAGE_TIMEOUT_S,
+                    output_type=pytesseract.Output.DICT,
+                )
+        except (OSError, RuntimeError, ValueError, pypdfium2.PdfiumError) as error:
+            logger.warning("OCR of the words on page %d failed: %r", number, error)
+            return []
+        width, height = image.size
+        boxes = zip(
+            found["text"], found["left"], found["top"], found["width"], found["height"], strict=True
+        )
+        return [
+            OcrWord(text, x / width, y / height, (x + w) / width, (y + h) / height)
+            for text, x, y, w, h in boxes
+            if text.strip()
+        ]
 
     def _read_page(self, pdf: pypdfium2.PdfDocument, number: int) -> str | None:
         try:
