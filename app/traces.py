@@ -14,9 +14,9 @@ import streamlit as st
 from app import identity, preview, resources, ui
 from app.preview import Passage
 from app.text import inert_markdown
-from ingest.records import location_label
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
+from llm.answering.pipeline import Source
 from llm.records.langsmith_tracing import Tracing
 from llm.records.trace_store import TraceRecord, TraceStore
 
@@ -50,9 +50,7 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
         {
             "#": source["number"],
             "source": source["source"],
-            "where": location_label(
-                source["page"], source.get("location"), source.get("ocr", False)
-            ),
+            "where": Source.from_json(source).where,
             "chunk": source["chunk_index"],
             "score": source["score"],
             "text": source["text"],
