@@ -5,6 +5,8 @@ from __future__ import annotations
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.index import DocumentIndex
+from ingest.queue import IngestQueue
+from ingest.worker import IndexWorker
 from llm.access.ledger import Caps, SpendLedger
 from llm.answering.attribution import EmbedFn
 from llm.answering.pipeline import AnswerPipeline
@@ -44,6 +46,12 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         chroma_url=settings.chroma_url,
         owner=owner,
     )
+
+
+def build_worker(index: DocumentIndex) -> IndexWorker:
+    """The queue worker over an opened index, with the queue of the index's data dir; the
+    index's owner starts it (the app, in a thread) and so becomes the queue's only consumer."""
+    return IndexWorker(index, IngestQueue(index.data_dir))
 
 
 def build_ledger(settings: Settings) -> SpendLedger:
