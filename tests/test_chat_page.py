@@ -10,6 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from streamlit.testing.v1 import AppTest
 
 from app import resources
+from tests.app_pages import indexed, indexing_shown
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -34,6 +35,7 @@ def upload(at: AppTest, *paths: Path) -> None:
     )
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
 
 
 def ask(at: AppTest, question: str) -> None:
@@ -63,6 +65,8 @@ def test_empty_index_says_what_to_do_and_loads_samples(chat_env: Path) -> None:
     [load] = [b for b in at.button if b.label == "Load the sample documents"]
     load.click().run()
     assert not at.exception, at.exception
+    assert indexing_shown(at)
+    indexed(at)
     assert "4 added" in at.toast[0].value
     assert not at.chat_input[0].disabled
 
