@@ -17,6 +17,7 @@ from llm.settings import Settings
 
 # How often an open page redraws the progress while a job runs (not at all when none does).
 REFRESH_S = 1.0
+MESSAGES_HEIGHT = 360
 ORIGINS = {"chat": "upload", "admin": "Admin upload", "cli": "docqa add"}
 _SEEN = "indexing_seen"
 
@@ -104,7 +105,10 @@ def _report(queue: IngestQueue, job: Job) -> None:
         st.toast(summary, icon=":material/description:")
     with st.container(border=True, key="indexing_report"):
         st.markdown(f"**:material/description: Last upload:** {summary}")
-        ui.upload_report(results)
+        said = [r for r in results if r.status != "added" or r.flagged]
+        # A big folder may refuse many files: they scroll rather than push the sidebar away.
+        with st.container(height=MESSAGES_HEIGHT if len(said) > 3 else "content"):
+            ui.upload_report(said)
         st.button(
             "Dismiss",
             key=f"indexing_dismiss_{job.id}",
