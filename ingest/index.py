@@ -25,7 +25,7 @@ from ingest.instructions import InstructionFlag, find_instructions
 from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
 from ingest.ownership import DataDirLock
-from ingest.priority import ReadsFirst
+from ingest.priority import WriteSteps
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
 from ingest.vectors import ChunkVectors
 
@@ -108,7 +108,7 @@ class DocumentIndex:
         self.server_mode = bool(chroma_url)
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
         self._write_guard = threading.RLock()
-        self._reads = ReadsFirst()
+        self._steps = WriteSteps()
         self._embeddings_factory = embeddings_factory
         self._last_query: tuple[str, Embeddings, list[float]] | None = None
         self._catalog = Catalog(data_dir / CATALOG_FILE)
@@ -318,6 +318,12 @@ class DocumentIndex:
             shutil.rmtree(self._keyword_dir(old), ignore_errors=True)
             return ReindexResult(version, len(records), sum(counts.values()), _since(started))
 
+    def interrupt_writes(self) -> None:
+        """Stop any write at its next step, for good: the process is ending. The file being
+        written raises WritesInterrupted and is left as a crash leaves it (dropped at the next
+        open, so it can be added again whole)."""
+        self._steps.interrupt()
+
     def close(self) -> None:
         self._keyword.close()
         self._catalog.close()
@@ -330,7 +336,7 @@ class DocumentIndex:
     def _read(self, action: Callable[[], _T]) -> _T:
         """Run a read on the active collection, following a reindex that switched it meanwhile
         (in this instance, in another instance on the same data dir, or in another process)."""
-        with self._reads.reading():
+        with self._steps.reading():
             self._follow_switch()
             try:
                 return action()
@@ -341,7 +347,7 @@ class DocumentIndex:
 
     def embed_texts(self, texts: list[str]) -> list[list[float]]:
         """Vectors of short texts by the index's own embedder (e.g. to compare answer sentences)."""
-        with self._reads.reading():
+        with self._steps.reading():
             return self._embeddings.embed_documents(texts)
 
     def _query_vector(self, query: str) -> list[float]:
@@ -370,7 +376,7 @@ class DocumentIndex:
         name = file_name(given)
         if not name or name in {".", ".."}:
             return AddResult(given, "failed", error="has no file name; name the file and retry")
-        self._reads.before_write_step()
+        self._steps.before_write_step()
         try:
             doc = load_document(name, data, self.max_file_bytes)
         except RejectedFile as rejected:
@@ -417,7 +423,7 @@ class DocumentIndex:
                 texts = [embedding_text(chunk) for chunk in part]
                 embedded: list[list[float]] = []
                 for step in range(0, len(texts), EMBED_STEP):
-                    self._reads.before_write_step()
+                    self._steps.before_write_step()
                     embedded += vectors.embeddings.embed_documents(texts[step : step + EMBED_STEP])
                 vectors.add(ids, part, embedded)
         except BaseException:

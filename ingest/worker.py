@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
 
 from ingest.index import DocumentIndex
+from ingest.priority import WritesInterrupted
 from ingest.queue import IngestQueue, Job, QueuedFile, WorkerLock
 from ingest.records import AddResult
 
@@ -51,10 +53,12 @@ class IndexWorker:
                 target=self._run, name="docqa-index-worker", daemon=True
             )
             self._thread.start()
+            atexit.register(self.shut_down)
             return True
 
     def stop(self, timeout_s: float = 120.0) -> None:
-        """Stop after the current file (the job stays queued for the next start)."""
+        """Stop after the current file; the job waits for the next start."""
+        atexit.unregister(self.shut_down)
         self._stopping.set()
         self.queue.wake()
         if self._thread is not None:
@@ -62,6 +66,13 @@ class IndexWorker:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    def shut_down(self, timeout_s: float = 60.0) -> None:
+        """Stop now, as the process ends: the file in progress stops at its next write step and
+        is redone whole at the next start. Run at exit, since a thread still inside the
+        embedder's or Chroma's native code when Python finalizes aborts the process."""
+        self.index.interrupt_writes()
+        self.stop(timeout_s)
 
     def _run(self) -> None:
         self.queue.resume_interrupted()
@@ -95,6 +106,8 @@ class IndexWorker:
         started = time.monotonic()
         try:
             [result] = self.index.add_paths([path])
+        except WritesInterrupted:
+            return  # left running: the next start redoes it
         except Exception as error:  # the index reports bad files itself; this is anything else
             logger.exception("indexing %s failed", file.name)
             result = AddResult(file.name, "failed", error=f"could not be indexed: {error}")

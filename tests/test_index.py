@@ -17,7 +17,7 @@ from langchain_core.embeddings import Embeddings
 from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
-from ingest.priority import ReadsFirst
+from ingest.priority import WritesInterrupted, WriteSteps
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
 EMBEDDER = MiniLMEmbeddings()
@@ -193,8 +193,8 @@ def test_a_search_during_an_add_never_sees_the_half_written_file(data_dir: Path)
         index.close()
 
 
-def test_a_write_step_waits_for_a_read_in_progress() -> None:
-    gate = ReadsFirst(max_wait_s=30)
+def test_a_write_step_waits_for_reads_and_stops_once_interrupted() -> None:
+    gate = WriteSteps(max_wait_s=30)
     waited: list[float] = []
 
     def write_step() -> None:
@@ -210,11 +210,15 @@ def test_a_write_step_waits_for_a_read_in_progress() -> None:
     assert waited and 0.25 <= waited[0] < 10
     # With no read in progress, nothing waits; a read that never ends holds a step max_wait_s.
     gate.before_write_step()
-    impatient = ReadsFirst(max_wait_s=0.2)
+    impatient = WriteSteps(max_wait_s=0.2)
     with impatient.reading():
         started = time.monotonic()
         impatient.before_write_step()
         assert 0.15 <= time.monotonic() - started < 5
+    # Once interrupted (the process ends), every step stops its write.
+    gate.interrupt()
+    with pytest.raises(WritesInterrupted):
+        gate.before_write_step()
 
 
 def test_reindex_switches_collection_and_counts(index: DocumentIndex, good_pdfs: Path) -> None:

@@ -224,3 +224,33 @@ def test_one_worker_per_data_dir_and_orphaned_copies_are_dropped(
     assert not orphan.exists()
     app.stop()
     assert not worker_running(data_dir)
+
+
+@pytest.mark.slow
+def test_shutting_down_stops_in_the_middle_of_a_file_which_the_next_start_redoes(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    index = build_index(settings_for(data_dir), owner="test")
+    worker = build_worker(index)
+    job_id = worker.queue.enqueue_paths(notes(tmp_path / "inbox", 2, 200), "chat", "someone")
+    assert worker.start()
+    wait_until(lambda: job_of(worker.queue, job_id).files[0].state == "running", "the file")
+    started = time.monotonic()
+    worker.shut_down()
+    # Within a write step or two, not after the file's ~200 chunks.
+    assert not worker.running and time.monotonic() - started < 20
+    assert [file.state for file in job_of(worker.queue, job_id).files] == ["running", "queued"]
+    assert index.documents() == []
+    index.close()
+
+    index = build_index(settings_for(data_dir), owner="test, started again")
+    worker = build_worker(index)
+    try:
+        assert worker.start()
+        job = ended(worker.queue, job_id)
+        assert [file.state for file in job.files] == ["added", "added"]
+        consistent(index)
+        assert len(list(index.files_dir.iterdir())) == 2
+    finally:
+        worker.stop()
+        index.close()
