@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from ingest.queue import IngestQueue, Job
-from tests.app_pages import APP, indexed, indexing_shown
+from tests.app_pages import APP, PASSWORD, indexed, indexing_shown, log_in
 from tests.generated import notes
 
 
@@ -98,3 +98,19 @@ def test_cancel_in_the_sidebar_keeps_the_files_done(pump_env: Path, tmp_path: Pa
     assert job.state == "cancelled" and 1 <= len(added) < 6
     assert f"Cancelled after {len(added)} of 6 files: {len(added)} added" in at.toast[0].value
     assert f"{len(added) + 1} document(s) indexed" in sidebar_text(at)
+
+
+def test_an_admin_may_cancel_a_job_queued_by_someone_else(
+    pump_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_ADMIN_PASSWORD", PASSWORD)
+    job_id = IngestQueue(pump_env).enqueue_paths(notes(tmp_path / "inbox", 6, 40), "cli", "cli")
+    at = start()
+    assert "Indexing 6 files** (docqa add)" in sidebar_text(at)
+    assert not [b for b in at.sidebar.button if b.label == "Cancel"]
+    at.switch_page("app/admin.py").run()
+    log_in(at, PASSWORD)
+    [cancel] = [b for b in at.sidebar.button if b.label == "Cancel"]
+    cancel.click().run()
+    assert IngestQueue(pump_env).cancel_requested(job_id)
+    assert "Cancelling after the current file" in sidebar_text(at)
