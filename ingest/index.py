@@ -6,7 +6,8 @@ import contextlib
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,9 +241,19 @@ class DocumentIndex:
             chunks_done += result.chunks
             if on_progress:
                 on_progress(Progress(name, done + 1, len(files), chunks_done, _since(started)))
-        # One keyword rebuild per upload, not per file nor at the next question.
+        # One keyword rebuild per upload, not per file nor at the next question; it is a write
+        # step like any other (searches first).
+        self._steps.before_write_step()
         self._keyword.refresh()
         return results
+
+    @contextmanager
+    def keywords_lagging(self, seconds: float) -> Iterator[None]:
+        """For a run of uploads one after another: keyword search may miss the newest files for
+        up to `seconds` (vector search never does), so the matrix is rebuilt that often rather
+        than after every upload; up to date again when the block ends."""
+        with self._keyword.lagging(seconds):
+            yield
 
     def remove(self, doc_id: str) -> bool:
         with self._write_guard:
