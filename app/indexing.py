@@ -64,7 +64,7 @@ def _progress(queue: IngestQueue, job: Job, may_cancel: bool) -> None:
     with st.container(border=True, key="indexing_status"):
         origin = ORIGINS.get(job.origin, job.origin)
         st.markdown(f"**:material/hourglass_top: Indexing {counted(total, 'file')}** ({origin})")
-        st.progress(job.files_done / total if total else 0.0, text=progress_text(job))
+        st.progress(job.files_done / total if total else 0.0, text=_progress_text(job))
         if job.current:
             st.caption(f"Now: {inert_markdown(job.current)}")
         if job.cancel_requested:
@@ -80,7 +80,7 @@ def _progress(queue: IngestQueue, job: Job, may_cancel: bool) -> None:
             )
 
 
-def progress_text(job: Job) -> str:
+def _progress_text(job: Job) -> str:
     """Files, pages and chunks so far and the time left, in one line."""
     eta = job.eta_s
     if job.state != "running":
