@@ -625,6 +625,7 @@ def _job_json(job: Job) -> dict[str, Any]:
         "state": job.state,
         "origin": job.origin,
         "created_at": job.created_at,
+        "started_at": job.started_at,
         "finished_at": job.finished_at,
         "files": [asdict(file) for file in job.files],
     }

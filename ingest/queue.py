@@ -113,7 +113,6 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
-    notified: bool
     files: tuple[QueuedFile, ...]
 
     @property
@@ -214,11 +213,10 @@ class IngestQueue:
         )
         return [self._job(row) for row in rows.fetchall()]
 
-    def jobs(self, owner: str | None = None, limit: int = 20) -> list[Job]:
-        """The latest jobs, newest first; only `owner`'s when given."""
+    def jobs(self, limit: int = 20) -> list[Job]:
+        """The latest jobs, newest first."""
         rows = self._db.connection().execute(
-            "SELECT * FROM jobs WHERE ? IS NULL OR owner = ? ORDER BY id DESC LIMIT ?",
-            (owner, owner, limit),
+            "SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)
         )
         return [self._job(row) for row in rows.fetchall()]
 
@@ -421,7 +419,6 @@ class IngestQueue:
             created_at=row["created_at"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
-            notified=bool(row["notified"]),
             files=tuple(QueuedFile(**dict(file)) for file in files.fetchall()),
         )
 

@@ -1,6 +1,4 @@
-"""Background indexing in a real Chromium against real `streamlit run`s: the chat answers while an
-upload indexes, the progress survives a reload, cancel, `docqa add` beside the app, and a killed
-app resuming its job."""
+"""Background indexing in Chromium against real `streamlit run`s: asking, reload, cancel, resume."""
 
 from __future__ import annotations
 
