@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, indexing, resources, ui
+from app import identity, indexing, preview, resources, ui
+from app.preview import Passage
 from app.text import duration
 from ingest.catalog import IndexConfig
 from ingest.index import DocumentIndex, Progress, ReindexFailed
@@ -106,7 +107,7 @@ def flagged_passages(
             [
                 {
                     "Document": record.source,
-                    "Page": flag.page,
+                    "Where": flag.where,
                     "Why": flag.reason,
                     "Passage": flag.excerpt,
                 }
@@ -309,7 +310,10 @@ with documents_tab:
                 ),
             },
         )
-        st.caption(f"{len(shown)} of {len(records)} document(s) shown. Select rows to delete them.")
+        st.caption(
+            f"{len(shown)} of {len(records)} document(s) shown. "
+            "Select rows to delete them, or one row to see its pages."
+        )
         flagged_passages(shown, flags)
         selected = [shown[row].doc_id for row in table.selection.rows if row < len(shown)]
         pending = st.session_state.get("admin_pending_delete")
@@ -338,6 +342,10 @@ with documents_tab:
                 args=(selected,),
                 icon=":material/delete:",
                 key="admin_delete",
+            )
+        if len(selected) == 1 and (record := index.document(selected[0])) is not None:
+            preview.page_button(
+                f"Show {record.source}", Passage(record.doc_id, 1, ""), key="admin_preview"
             )
 
     st.subheader("Upload")

@@ -133,7 +133,8 @@ def stream_answer(events: Any) -> Answered | Failed:
     if isinstance(last, Answered):
         # The draft gives way to the checked answer: citations fixed, unsupported sentences marked.
         with draft.container():
-            ui.answer_text(AnswerTurn.from_reply(last.reply))
+            checked = AnswerTurn.from_reply(last.reply)
+            ui.answer_text(checked, ui.turn_key(checked))
     else:
         draft.empty()
     return last
@@ -143,13 +144,13 @@ def render_answer(turn: AnswerTurn) -> None:
     """A kept answer: text, sources and the caption (marked when it came from the cache)."""
     for notice in turn.notices:
         show_notice(notice)
-    ui.answer_text(turn)
+    ui.answer_text(turn, ui.turn_key(turn))
     answer_details(turn)
 
 
 def answer_details(turn: AnswerTurn) -> None:
     """What follows an answer's text: its sources, who answered, trace links and feedback."""
-    ui.source_list(turn.sources)
+    ui.source_list(turn.sources, ui.turn_key(turn))
     if turn.provider:
         st.caption(ui.answer_caption(turn.provider, turn.model, cached=turn.cached))
     answer_footer(turn)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from app import answering, indexing, resources, ui
 from app.text import inert_markdown, snippet
+from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
 from ingest.sqlite_file import SchemaTooNew
 from llm.answering.chat_turns import AnswerTurn, history_pairs
@@ -62,7 +63,7 @@ if index.is_empty and resources.worker(base_settings).queue.active_jobs():
     )
 elif index.is_empty:
     st.info(
-        "No documents yet. Add PDF, TXT or Markdown files with the uploader in the sidebar, "
+        f"No documents yet. Add {ACCEPTED_TYPES} files with the uploader in the sidebar, "
         "then ask a question about them. Or start with the bundled sample documents.",
         icon=":material/waving_hand:",
     )
@@ -75,7 +76,7 @@ elif index.is_empty:
 elif not st.session_state.messages:
     st.caption(
         "Ask anything about your documents in the box below. Answers cite the file and page "
-        "they rest on; open *Sources* under an answer to read the passages."
+        "they rest on; click a file and page under an answer to see the passage on its page."
     )
 
 for turn in st.session_state.messages:

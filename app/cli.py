@@ -22,6 +22,7 @@ from app.text import counted, evidence_line, snippet, terminal_safe
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
+from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
 from ingest.queue import QUEUE_FILE, IngestQueue, Job, QueuedFile, worker_running
 from ingest.records import AddResult, SearchHit
@@ -185,7 +186,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"no such file or folder: {', '.join(missing)}")
     paths = expand_paths(args.paths)
     if not paths:
-        raise CommandError("no PDF, text or Markdown files found in the given folders")
+        raise CommandError(f"no {ACCEPTED_TYPES} files found in the given folders")
     try:
         with _opened_index(settings) as index:
             results = index.add_paths(paths, on_progress=_progress_printer("adding"))
@@ -285,7 +286,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         _print_json([hit.to_json() for hit in hits], indent=2)
         return 0
     for number, hit in enumerate(hits, start=1):
-        print(f"[{number}] {terminal_safe(hit.source)}, page {hit.page} (score {hit.score:.2f})")
+        print(f"[{number}] {terminal_safe(f'{hit.source}, {hit.where}')} (score {hit.score:.2f})")
         print(f"    {terminal_safe(snippet(hit.text, 160))}")
     return 0
 
@@ -332,7 +333,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {evidence_line(evidence)}")
     print("\nSources:")
     for source in result.sources:
-        print(f"  [{source.number}] {terminal_safe(source.source)}, page {source.page}")
+        print(f"  [{source.number}] {terminal_safe(f'{source.source}, {source.where}')}")
     _say(f"({result.provider} · {result.model}) trace: {trace_url}")
     return 0
 

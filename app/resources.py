@@ -12,7 +12,7 @@ from ingest.worker import IndexWorker
 from llm.access.admin_auth import TryBook
 from llm.access.ledger import SpendLedger
 from llm.access.ratelimit import SharedBuckets
-from llm.components import build_index, build_ledger, build_worker
+from llm.components import build_index, build_ledger, build_worker, ocr_for
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.records.langsmith_tracing import Tracing, secret_values
 from llm.records.trace_store import TRACES_FILE, TraceStore
@@ -45,6 +45,7 @@ def index(current: Settings) -> DocumentIndex:
     """One index per data dir and store settings, shared by every session of this process."""
     opened = _index(_key(current, _INDEX_FIELDS), current)
     opened.max_file_bytes = current.max_upload_mb * 1024 * 1024
+    opened.ocr = ocr_for(current)
     return opened
 
 

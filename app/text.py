@@ -90,6 +90,6 @@ def attributed_markdown(sentences: Sequence[SentenceSupport]) -> str:
 
 
 def evidence_line(evidence: Evidence) -> str:
-    """One quote as the CLI prints it: [n] “…” (file, page p)."""
-    where = f"{evidence.source}, page {evidence.page}"
+    """One quote as the CLI prints it: [n] “…” (file, page p), or the slide, sheet or heading."""
+    where = f"{evidence.source}, {evidence.where}"
     return terminal_safe(f"[{evidence.number}] “{evidence.quote}” ({where})")

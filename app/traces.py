@@ -11,8 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, resources, ui
+from app import identity, preview, resources, ui
+from app.preview import Passage
 from app.text import inert_markdown
+from ingest.records import location_label
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
 from llm.records.langsmith_tracing import Tracing
@@ -48,7 +50,9 @@ def chunk_rows(record: TraceRecord) -> list[dict[str, Any]]:
         {
             "#": source["number"],
             "source": source["source"],
-            "page": source["page"],
+            "where": location_label(
+                source["page"], source.get("location"), source.get("ocr", False)
+            ),
             "chunk": source["chunk_index"],
             "score": source["score"],
             "text": source["text"],
@@ -100,6 +104,7 @@ def show_trace(
             icon=":material/history:",
             query_params={"trace": record.cached_from},
         )
+    turn = AnswerTurn.from_record(record)
     st.subheader("Question", anchor=False)
     st.text(record.question)
     st.markdown("**Standalone question** (what was searched)")
@@ -113,6 +118,13 @@ def show_trace(
             hide_index=True,
             column_config={"score": st.column_config.NumberColumn(format="%.3f")},
         )
+        with st.container(horizontal=True, gap="small"):
+            for source in turn.sources:
+                preview.page_button(
+                    f"[{source.number}] {inert_markdown(source.where)}",
+                    Passage(source.doc_id, source.page, source.text),
+                    key=f"trace_{record.id}_chunk{source.number}",
+                )
     else:
         st.caption("No chunk matched the question.")
 
@@ -123,8 +135,7 @@ def show_trace(
         st.caption("No prompt: this answer quotes the chunks without calling a model.")
 
     st.subheader("Answer", anchor=False)
-    turn = AnswerTurn.from_record(record)
-    ui.answer_text(turn)
+    ui.answer_text(turn, key=f"trace_{record.id}")
     if (attribution := turn.attribution) is not None and attribution.claims:
         st.caption(
             f"Sentences checked against the chunks: {attribution.claims} making a claim, "

@@ -7,7 +7,10 @@ from typing import Any
 
 import streamlit as st
 
-from app.text import attributed_markdown, counted, inert_markdown, muted, snippet
+from app import preview
+from app.preview import Passage
+from app.text import attributed_markdown, counted, inert_markdown, snippet
+from ingest.loaders import ACCEPTED_TYPES, SUPPORTED_SUFFIXES
 from ingest.records import AddResult
 from llm.answering.attribution import Evidence
 from llm.answering.chat_turns import AnswerTurn
@@ -89,19 +92,24 @@ def installed_local_models(configured: str) -> list[str]:
     return names or [configured]
 
 
-def source_list(sources: Sequence[Source]) -> None:
-    """An expander listing each numbered source with file, page, score and a snippet."""
+def source_list(sources: Sequence[Source], key: str) -> None:
+    """An expander listing each numbered source: file, location, score, snippet, its page."""
     if not sources:
         return
     with st.expander(f"Sources ({len(sources)})"):
         for source in sources:
             st.markdown(
                 f"**\\[{source.number}] {inert_markdown(source.source)}**, "
-                f"page {source.page} · similarity {source.score:.2f}"
+                f"{inert_markdown(source.where)} · similarity {source.score:.2f}"
             )
             st.caption(inert_markdown(snippet(source.text, 400)))
             if source.flag:
                 st.caption(flag_note(source.flag))
+            preview.page_button(
+                f"Show {inert_markdown(source.where)}",
+                Passage(source.doc_id, source.page, source.text),
+                key=f"{key}_source{source.number}",
+            )
 
 
 def flag_note(reason: str) -> str:
@@ -112,20 +120,30 @@ def flag_note(reason: str) -> str:
     )
 
 
-def evidence_quotes(evidence: Sequence[Evidence]) -> None:
-    """The quotes the answer rests on, each with its file and page, shown without a click."""
+def evidence_quotes(evidence: Sequence[Evidence], sources: Sequence[Source], key: str) -> None:
+    """The quotes the answer rests on, each with its file and location, shown without a click.
+
+    The file and location open that page with the quote marked on it.
+    """
     if not evidence:
         return
+    doc_ids = {source.number: source.doc_id for source in sources}
     with st.container(border=True):
         st.caption(":material/format_quote: From your documents")
-        for quote in evidence:
-            where = muted(f"{quote.source}, page {quote.page}")
-            st.markdown(
-                f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”  \n:small[{where}]"
+        for position, quote in enumerate(evidence):
+            st.markdown(f"**\\[{quote.number}]** “{inert_markdown(quote.quote)}”")
+            label = f"{quote.source}, {quote.where}"
+            if (doc_id := doc_ids.get(quote.number)) is None:
+                st.caption(inert_markdown(label))
+                continue
+            preview.page_button(
+                inert_markdown(label),
+                Passage(doc_id, quote.page, quote.quote),
+                key=f"{key}_quote{position}",
             )
 
 
-def answer_text(turn: AnswerTurn) -> None:
+def answer_text(turn: AnswerTurn, key: str) -> None:
     """The checked answer: unsupported sentences greyed and said to be so, citations in place.
 
     When most of it is unsupported, the quotes come first and the page says so.
@@ -139,7 +157,7 @@ def answer_text(turn: AnswerTurn) -> None:
             "Most of this answer was not found in your documents. Here is what they say:",
             icon=":material/report:",
         )
-        evidence_quotes(turn.evidence)
+        evidence_quotes(turn.evidence, turn.sources, key)
         st.markdown(attributed_markdown(sentences))
         return
     st.markdown(attributed_markdown(sentences))
@@ -149,14 +167,19 @@ def answer_text(turn: AnswerTurn) -> None:
             f"{'was' if unsupported == 1 else 'were'} not found in your documents."
         )
     if turn.evidence:
-        evidence_quotes(turn.evidence)
+        evidence_quotes(turn.evidence, turn.sources, key)
     elif turn.cited:
         st.caption(
             ":material/link: "
             + " · ".join(
-                f"\\[{c.number}] {inert_markdown(c.source)}, page {c.page}" for c in turn.cited
+                f"\\[{c.number}] {inert_markdown(f'{c.source}, {c.where}')}" for c in turn.cited
             )
         )
+
+
+def turn_key(turn: AnswerTurn) -> str:
+    """A widget key prefix that stays the same for one answer across reruns."""
+    return f"answer_{turn.entry_id or turn.trace_id or id(turn)}"
 
 
 def answer_caption(provider: str, model: str, cached: bool) -> str:
@@ -184,8 +207,8 @@ def document_uploader(settings: Settings, key: str) -> list[Any]:
     st.session_state.setdefault(round_key, 0)
     return (
         st.file_uploader(
-            "Add PDF, TXT or Markdown files",
-            type=["pdf", "txt", "md", "markdown"],
+            f"Add {ACCEPTED_TYPES} files",
+            type=[suffix.removeprefix(".") for suffix in SUPPORTED_SUFFIXES],
             accept_multiple_files=True,
             key=f"{key}_{st.session_state[round_key]}",
             help=f"Up to {settings.max_upload_mb} MB per file.",

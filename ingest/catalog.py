@@ -49,6 +49,11 @@ MIGRATIONS = (
             "CREATE INDEX IF NOT EXISTS instruction_flags_doc ON instruction_flags (doc_id)",
         ),
     ),
+    Migration(
+        2,
+        "an instruction flag's location (slide, sheet, heading) beside its page",
+        ("ALTER TABLE instruction_flags ADD COLUMN location TEXT",),
+    ),
 )
 
 
@@ -158,12 +163,13 @@ class Catalog:
     def instruction_flags(self) -> dict[str, list[InstructionFlag]]:
         """Per document id, its passages that read as instructions to a model, in page order."""
         rows = self._db.connection().execute(
-            "SELECT doc_id, page, reason, excerpt FROM instruction_flags ORDER BY doc_id, rowid"
+            "SELECT doc_id, page, reason, excerpt, location FROM instruction_flags"
+            " ORDER BY doc_id, rowid"
         )
         flags: dict[str, list[InstructionFlag]] = {}
         for row in rows:
             flags.setdefault(row["doc_id"], []).append(
-                InstructionFlag(row["page"], row["reason"], row["excerpt"])
+                InstructionFlag(row["page"], row["reason"], row["excerpt"], row["location"])
             )
         return flags
 
@@ -202,8 +208,9 @@ class Catalog:
 
 def _insert_flags(db: sqlite3.Connection, doc_id: str, flags: Sequence[InstructionFlag]) -> None:
     db.executemany(
-        "INSERT INTO instruction_flags VALUES (?, ?, ?, ?)",
-        [(doc_id, flag.page, flag.reason, flag.excerpt) for flag in flags],
+        "INSERT INTO instruction_flags (doc_id, page, reason, excerpt, location)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(doc_id, flag.page, flag.reason, flag.excerpt, flag.location) for flag in flags],
     )
 
 

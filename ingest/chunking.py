@@ -7,7 +7,7 @@ from pathlib import PurePath
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
-from ingest.records import LoadedDocument
+from ingest.records import LoadedDocument, Page
 
 MAX_TITLE_CHARS = 120
 
@@ -15,7 +15,8 @@ MAX_TITLE_CHARS = 120
 def split_document(doc: LoadedDocument, chunk_size: int, chunk_overlap: int) -> list[Document]:
     """Chunks of at most `chunk_size` characters, numbered 0..n-1 in reading order.
 
-    Each page is split on its own, so a chunk never spans two pages and its page number is exact.
+    Each page is split on its own, so a chunk never spans two pages (slides, sheets, sections) and
+    its page number and location are exact.
     """
     splitter = _splitter(doc.kind, chunk_size, chunk_overlap)
     title = document_title(doc)
@@ -31,9 +32,21 @@ def split_document(doc: LoadedDocument, chunk_size: int, chunk_overlap: int) -> 
                 "chunk_index": len(chunks),
                 "sha256": doc.sha256,
                 "title": title,
+                **location_metadata(page),
             }
             chunks.append(Document(page_content=text, metadata=metadata))
     return chunks
+
+
+def location_metadata(page: Page) -> dict[str, str | bool]:
+    """The chunk metadata naming a part that is not a plain page; absent keys mean a plain page,
+    so chunks written before locations existed read the same."""
+    found: dict[str, str | bool] = {}
+    if page.label:
+        found["location"] = page.label
+    if page.ocr:
+        found["ocr"] = True
+    return found
 
 
 def document_title(doc: LoadedDocument) -> str:

@@ -22,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
 from ingest.chunking import embedding_text, split_document
+from ingest.formats.ocr import Ocr
 from ingest.instructions import InstructionFlag, find_instructions
 from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
@@ -99,12 +100,14 @@ class DocumentIndex:
         chroma_url: str | None = None,
         owner: str = "docqa",
         write_batch: int = WRITE_BATCH,
+        ocr: Ocr | None = None,
     ):
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = data_dir / "files"
         self.files_dir.mkdir(exist_ok=True)
         self.max_file_bytes = max_file_bytes
+        self.ocr = ocr or Ocr()
         self._write_batch = write_batch
         self.server_mode = bool(chroma_url)
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
@@ -150,6 +153,10 @@ class DocumentIndex:
 
     def document(self, doc_id: str) -> DocumentRecord | None:
         return self._catalog.get(doc_id)
+
+    def original(self, record: DocumentRecord) -> bytes:
+        """The file as it was uploaded, from the stored copy."""
+        return (self.data_dir / record.stored_path).read_bytes()
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         """Vector search: the k chunks most similar to the query, score = cosine similarity."""
@@ -389,7 +396,7 @@ class DocumentIndex:
             return AddResult(given, "failed", error="has no file name; name the file and retry")
         self._steps.before_write_step()
         try:
-            doc = load_document(name, data, self.max_file_bytes)
+            doc = load_document(name, data, self.max_file_bytes, self.ocr)
         except RejectedFile as rejected:
             return AddResult(name, "failed", error=rejected.reason)
         with self._write_guard:
@@ -449,8 +456,8 @@ class DocumentIndex:
         return path
 
     def _reload(self, record: DocumentRecord) -> LoadedDocument:
-        data = (self.data_dir / record.stored_path).read_bytes()
-        doc = load_document(record.source, data, max(self.max_file_bytes, len(data)))
+        data = self.original(record)
+        doc = load_document(record.source, data, max(self.max_file_bytes, len(data)), self.ocr)
         if doc.sha256 != record.sha256:
             raise ValueError("the stored file no longer matches its checksum")
         return doc
@@ -539,6 +546,8 @@ def _hit(document: Document, distance: float) -> SearchHit:
         chunk_index=int(meta["chunk_index"]),
         score=round(1.0 - float(distance), 4),
         text=document.page_content,
+        location=meta.get("location") or None,
+        ocr=bool(meta.get("ocr", False)),
     )
 
 

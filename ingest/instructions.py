@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ingest.records import Page
+from ingest.records import Page, location_label
 
 EXCERPT_CHARS = 80
 
@@ -63,6 +63,12 @@ class InstructionFlag:
     page: int
     reason: str
     excerpt: str
+    # The slide, sheet or heading when "page N" would be wrong (see Page.label).
+    location: str | None = None
+
+    @property
+    def where(self) -> str:
+        return location_label(self.page, self.location)
 
 
 def find_instructions(pages: Iterable[Page]) -> list[InstructionFlag]:
@@ -72,9 +78,12 @@ def find_instructions(pages: Iterable[Page]) -> list[InstructionFlag]:
         flat = " ".join(page.text.split())
         for reason, pattern in _PATTERNS:
             for match in pattern.finditer(flat):
-                found.append((page.number, match.start(), reason, _excerpt(flat, match)))
-    found.sort()
-    return [InstructionFlag(page, reason, excerpt) for page, _, reason, excerpt in found]
+                found.append((page, match.start(), reason, _excerpt(flat, match)))
+    found.sort(key=lambda row: (row[0].number, *row[1:]))
+    return [
+        InstructionFlag(page.number, reason, excerpt, page.label)
+        for page, _, reason, excerpt in found
+    ]
 
 
 def _excerpt(flat: str, match: re.Match[str]) -> str:

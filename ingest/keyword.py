@@ -59,6 +59,14 @@ MIGRATIONS = (
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "a chunk's location (slide, sheet, heading) and whether its text came from OCR",
+        (
+            "ALTER TABLE chunks ADD COLUMN location TEXT",
+            "ALTER TABLE chunks ADD COLUMN ocr INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 _CURRENT = "current.json"
 
@@ -159,7 +167,8 @@ class KeywordIndex:
     def add(self, doc_id: str, chunks: Sequence[Document], version: int) -> int:
         """Store a document's chunks, replacing any it had; returns how many were stored.
 
-        Each chunk's metadata must carry `source`, `page` and `chunk_index`.
+        Each chunk's metadata must carry `source`, `page` and `chunk_index`; `location` and `ocr`
+        are kept when present.
         """
         rows = [
             (
@@ -167,6 +176,8 @@ class KeywordIndex:
                 int(chunk.metadata["chunk_index"]),
                 str(chunk.metadata["source"]),
                 int(chunk.metadata["page"]),
+                chunk.metadata.get("location") or None,
+                bool(chunk.metadata.get("ocr", False)),
                 chunk.page_content,
                 " ".join(tokenize(chunk.page_content)),
             )
@@ -175,8 +186,9 @@ class KeywordIndex:
         with self._lock, self._db.transaction() as db:
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
             db.executemany(
-                "INSERT INTO chunks (doc_id, chunk_index, source, page, text, tokens)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks"
+                " (doc_id, chunk_index, source, page, location, ocr, text, tokens)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             _changed(db, version)
@@ -306,7 +318,8 @@ class KeywordIndex:
             return {}
         marks = ",".join("?" * len(row_ids))
         found = self._db.connection().execute(
-            f"SELECT id, doc_id, source, page, chunk_index, text FROM chunks WHERE id IN ({marks})",
+            "SELECT id, doc_id, source, page, chunk_index, text, location, ocr FROM chunks"
+            f" WHERE id IN ({marks})",
             row_ids,
         )
         return {row[0]: tuple(row[1:]) for row in found}
@@ -329,8 +342,10 @@ def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
 
 
 def _hit(row: tuple, score: float) -> SearchHit:
-    doc_id, source, page, chunk_index, text = row
-    return SearchHit(doc_id, source, int(page), int(chunk_index), round(score, 4), text)
+    doc_id, source, page, chunk_index, text, location, ocr = row
+    return SearchHit(
+        doc_id, source, int(page), int(chunk_index), round(score, 4), text, location, bool(ocr)
+    )
 
 
 def _top_k(scores: np.ndarray, k: int) -> list[int]:

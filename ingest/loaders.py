@@ -1,33 +1,37 @@
-"""Read an uploaded file (PDF, text or Markdown) into pages, refusing what cannot be read."""
+"""Read an uploaded file (PDF, Word, PowerPoint, Excel, CSV, HTML, text or Markdown) into pages,
+refusing what cannot be read."""
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import io
-import logging
-import re
-import unicodedata
 from pathlib import PurePath
 
-import pypdf
+from ingest.formats import Unreadable
+from ingest.formats.ocr import Ocr
+from ingest.formats.office import read_docx, read_pptx
+from ingest.formats.pdf import read_pdf
+from ingest.formats.sheets import read_csv, read_xlsx
+from ingest.formats.text import read_text
+from ingest.formats.web import read_html
+from ingest.records import DocumentKind, LoadedDocument, Page
 
-from ingest.records import LoadedDocument, Page
-
-SUPPORTED_SUFFIXES = (".pdf", ".txt", ".md", ".markdown")
+KINDS: dict[str, DocumentKind] = {
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".csv": "csv",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+}
+SUPPORTED_SUFFIXES = tuple(KINDS)
+# How the uploader and messages name the accepted types.
+ACCEPTED_TYPES = "PDF, Word, PowerPoint, Excel, CSV, HTML, TXT or Markdown"
 
 _MB = 1024 * 1024
-# Share of characters that may be control characters before a "text" file counts as binary.
-_MAX_CONTROL_SHARE = 0.05
-_ALLOWED_CONTROLS = frozenset("\n\r\t\f")
-# Typographic ligatures (as in "misﬁts") would otherwise hide words from keyword search.
-_LIGATURES = str.maketrans(
-    {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
-)
-
-# pypdf logs a line for every oddity of a malformed file; the user gets one plain reason instead.
-logging.getLogger("pypdf").setLevel(logging.ERROR)
-logger = logging.getLogger(__name__)
 
 
 class RejectedFile(Exception):
@@ -48,10 +52,15 @@ def file_name(name: str) -> str:
     return "".join(char for char in last if char.isprintable()).strip()
 
 
-def load_document(source: str, data: bytes, max_bytes: int) -> LoadedDocument:
-    """Read `data` (the bytes of the file named `source`) into 1-based pages of text."""
+def load_document(
+    source: str, data: bytes, max_bytes: int, ocr: Ocr | None = None
+) -> LoadedDocument:
+    """Read `data` (the bytes of the file named `source`) into 1-based pages of text.
+
+    PDF pages without a text layer are read by `ocr` (Tesseract, as on PATH by default)."""
     suffix = PurePath(source).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    kind = KINDS.get(suffix)
+    if kind is None:
         raise RejectedFile(source, _unsupported_reason(suffix))
     if not data:
         raise RejectedFile(source, "is empty (0 bytes); check the file and upload it again")
@@ -61,11 +70,10 @@ def load_document(source: str, data: bytes, max_bytes: int) -> LoadedDocument:
             f"is too large ({len(data) / _MB:.1f} MB; the limit is {max_bytes / _MB:g} MB); "
             "split it into smaller files and upload those",
         )
-    if suffix == ".pdf":
-        kind, pages = "pdf", _read_pdf(source, data)
-    else:
-        kind = "text" if suffix == ".txt" else "markdown"
-        pages = [Page(number=1, text=_read_text(source, data))]
+    try:
+        pages = _read(kind, data, ocr or Ocr())
+    except Unreadable as unreadable:
+        raise RejectedFile(source, str(unreadable)) from unreadable
     return LoadedDocument(
         source=source,
         kind=kind,
@@ -76,117 +84,25 @@ def load_document(source: str, data: bytes, max_bytes: int) -> LoadedDocument:
     )
 
 
+def _read(kind: DocumentKind, data: bytes, ocr: Ocr) -> list[Page]:
+    match kind:
+        case "pdf":
+            return read_pdf(data, ocr)
+        case "docx":
+            return read_docx(data)
+        case "pptx":
+            return read_pptx(data)
+        case "xlsx":
+            return read_xlsx(data)
+        case "csv":
+            return read_csv(data)
+        case "html":
+            return read_html(data)
+        case "text" | "markdown":
+            return read_text(data)
+
+
 def _unsupported_reason(suffix: str) -> str:
     supported = ", ".join(SUPPORTED_SUFFIXES)
     what = f"is a {suffix} file, which" if suffix else "has no file extension, so it"
     return f"{what} cannot be read; upload a file of one of these types: {supported}"
-
-
-def _read_pdf(source: str, data: bytes) -> list[Page]:
-    corrupt = (
-        "could not be read: it is damaged, incomplete or not really a PDF; "
-        "open it in a PDF viewer, save a fresh copy and upload that"
-    )
-    # pypdf raises many exception types (PdfReadError, KeyError, ValueError...) on broken files.
-    try:
-        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not _opens_without_password(reader):
-            raise RejectedFile(
-                source,
-                "is encrypted (password-protected); remove the password and upload it again",
-            )
-        page_count = len(reader.pages)
-    except RejectedFile:
-        raise
-    except Exception as error:
-        logger.info("cannot open %s: %r", source, error)
-        raise RejectedFile(source, corrupt) from error
-
-    pages: list[Page] = []
-    failed = 0
-    for index in range(page_count):
-        try:
-            text = _normalize_pdf_text(reader.pages[index].extract_text() or "")
-        except Exception as error:
-            # One unreadable page should not cost the user the rest of the document.
-            logger.warning("skipping page %d of %s: %r", index + 1, source, error)
-            failed += 1
-            continue
-        if text:
-            pages.append(Page(number=index + 1, text=text))
-    if pages:
-        return pages
-    if failed:
-        raise RejectedFile(source, corrupt)
-    raise RejectedFile(
-        source,
-        "has no text layer (scanned images?); OCR is not supported yet, "
-        "so upload a version with selectable text",
-    )
-
-
-def _opens_without_password(reader: pypdf.PdfReader) -> bool:
-    # Files with only an owner password (printing/copying limits) decrypt with "".
-    try:
-        return reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
-    except Exception:
-        return False
-
-
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
-
-
-def _normalize_pdf_text(text: str) -> str:
-    """Collapse runs of spaces and blank lines but keep paragraph breaks; drop NULs, ligatures
-    and private-use characters (icon-font glyphs that no reader can display)."""
-    text = text.replace("\x00", "").translate(_LIGATURES)
-    text = _PRIVATE_USE.sub("", text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(r"[ \t\f\v\u00a0]+", " ", text)
-    text = re.sub(r" *\n *", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip()
-
-
-def _read_text(source: str, data: bytes) -> str:
-    text = _decode(data)
-    if text is None or _looks_binary(text):
-        raise RejectedFile(
-            source,
-            "contains binary data, not text; check that it is the right file "
-            "and save it as plain text before uploading",
-        )
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
-        raise RejectedFile(source, "contains no text (only blank space); check the file")
-    return text
-
-
-def _decode(data: bytes) -> str | None:
-    """Text from UTF-8 (BOM optional) or BOM-marked UTF-16, else Windows-1252/Latin-1.
-
-    None means the bytes are not text in any of these encodings.
-    """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            return None
-    if b"\x00" in data:
-        return None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    # Legacy Western files; cp1252 leaves five bytes undefined, which Latin-1 maps to controls.
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
-def _looks_binary(text: str) -> bool:
-    controls = sum(
-        1 for char in text if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROLS
-    )
-    return controls > len(text) * _MAX_CONTROL_SHARE

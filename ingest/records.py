@@ -5,13 +5,28 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+DocumentKind = Literal["pdf", "text", "markdown", "docx", "pptx", "html", "csv", "xlsx"]
+
 
 @dataclass(frozen=True)
 class Page:
-    """One page of text; `number` is 1-based as a PDF viewer shows it (text files are page 1)."""
+    """One citable part of a document: a PDF page, a slide, a sheet or a heading's section.
+
+    `number` is 1-based: the page as a PDF viewer shows it, the slide number, the sheet's position,
+    the section's position (a text file is page 1). `label` names the part where "page N" would be
+    wrong ("slide 3", "sheet Budget", a heading); `ocr` says its text was read from an image.
+    """
 
     number: int
     text: str
+    label: str | None = None
+    ocr: bool = False
+
+
+def location_label(page: int, label: str | None = None, ocr: bool = False) -> str:
+    """Where a passage stands, as every list of sources shows it: "page 4", "slide 3 (OCR)"."""
+    where = label or f"page {page}"
+    return f"{where} (OCR)" if ocr else where
 
 
 @dataclass(frozen=True)
@@ -19,7 +34,7 @@ class LoadedDocument:
     """A file read into pages, not yet chunked or stored."""
 
     source: str
-    kind: Literal["pdf", "text", "markdown"]
+    kind: DocumentKind
     pages: list[Page]
     sha256: str
     size_bytes: int
@@ -58,6 +73,13 @@ class SearchHit:
     chunk_index: int
     score: float
     text: str
+    # The part's name when "page N" would be wrong, and whether its text came from OCR.
+    location: str | None = None
+    ocr: bool = False
+
+    @property
+    def where(self) -> str:
+        return location_label(self.page, self.location, self.ocr)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

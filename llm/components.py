@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
+from ingest.formats.ocr import Ocr
 from ingest.index import DocumentIndex
 from ingest.queue import IngestQueue
 from ingest.worker import IndexWorker
@@ -45,6 +46,7 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         max_file_bytes=settings.max_upload_mb * 1024 * 1024,
         chroma_url=settings.chroma_url,
         owner=owner,
+        ocr=ocr_for(settings),
     )
 
 
@@ -52,6 +54,11 @@ def build_worker(index: DocumentIndex) -> IndexWorker:
     """The queue worker over an opened index, with the queue of the index's data dir; the
     index's owner starts it (the app, in a thread) and so becomes the queue's only consumer."""
     return IndexWorker(index, IngestQueue(index.data_dir))
+
+
+def ocr_for(settings: Settings) -> Ocr:
+    """How scanned PDF pages are read, as the settings ask."""
+    return Ocr(settings.tesseract_cmd, settings.ocr_languages)
 
 
 def build_ledger(settings: Settings) -> SpendLedger:

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="below this cosine similarity of the best passage, answers carry a warning",
     )
     max_upload_mb: int = Field(default=50, ge=1)
+    tesseract_cmd: str = Field(
+        default="tesseract",
+        description="the Tesseract command that reads scanned PDF pages (OCR): on PATH, or a path",
+    )
+    ocr_languages: str = Field(
+        default="eng", description="Tesseract languages for OCR, several joined by + (eng+deu)"
+    )
 
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: str = LOCAL_EMBEDDING_MODEL

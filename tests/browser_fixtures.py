@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from llm.settings import DEFAULT_LOCAL_MODEL
+from tests.debian_packages import ensure_debian_packages
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,26 +64,7 @@ class Server:
 
 def ensure_chromium() -> Path:
     """Debian's Chromium, installed with apt-get when it is absent (CI runs as root)."""
-    if CHROMIUM.exists():
-        return CHROMIUM
-    if shutil.which("apt-get") is None or os.geteuid() != 0:
-        pytest.skip(
-            f"{CHROMIUM} is missing and cannot be installed here (needs apt-get as root): "
-            f"install Debian's {' '.join(BROWSER_PACKAGES)} to run the browser tests"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", *BROWSER_PACKAGES],
-    ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(
-                f"`{' '.join(command)}` failed ({done.returncode}), so there is no Chromium for "
-                f"the browser tests:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-            )
-    if not CHROMIUM.exists():
-        pytest.fail(f"apt-get installed {BROWSER_PACKAGES} but {CHROMIUM} is still missing")
+    ensure_debian_packages(BROWSER_PACKAGES, CHROMIUM.exists, "the browser tests")
     return CHROMIUM
 
 

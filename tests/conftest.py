@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ingest.formats.ocr import Ocr
+
 # Once for the whole run: the e2e and security suites share one Playwright and one Chromium.
 from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found by pytest by name)
     browser,
@@ -15,6 +17,7 @@ from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found 
     limited_server,
     pytest_runtest_makereport,
 )
+from tests.debian_packages import ensure_debian_packages
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
@@ -39,6 +42,18 @@ def good_pdfs(fixtures_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def bad_pdfs(fixtures_dir: Path) -> Path:
     return fixtures_dir / "pdfs" / "bad"
+
+
+# Debian's Tesseract reads scanned PDF pages; installed like Chromium, when missing.
+OCR_PACKAGES = ("tesseract-ocr", "tesseract-ocr-eng")
+
+
+@pytest.fixture(scope="session")
+def tesseract() -> Ocr:
+    """The real Tesseract, as the app finds it (on PATH, English data)."""
+    ocr = Ocr()
+    ensure_debian_packages(OCR_PACKAGES, lambda: ocr.problem() is None, "the OCR tests")
+    return ocr
 
 
 @pytest.fixture

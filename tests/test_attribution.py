@@ -155,3 +155,17 @@ def test_a_sentence_cut_off_before_its_point_is_not_supported(embed) -> None:
     [sentence] = result.sentences
     assert sentence.claim and not sentence.supported and sentence.citations == ()
     assert result.mostly_unsupported
+
+
+def test_evidence_names_the_slide_or_ocr_page_and_keeps_it_in_the_trace(embed) -> None:
+    slide = SearchHit(
+        "deck", "heron.pptx", 3, 2, 0.7, "The Heron project reached 4.2 million euros.", "slide 3"
+    )
+    scan = SearchHit("scan", "z.pdf", 2, 1, 0.6, "The frame warranty lasts seven years.", ocr=True)
+    answer = "Heron reached 4.2 million euros [1]. The frame warranty lasts seven years [2]."
+
+    result = attribute(answer, [slide, scan], embed)
+
+    assert [quote.where for quote in result.evidence] == ["slide 3", "page 2 (OCR)"]
+    again = Attribution.from_json(json.loads(json.dumps(result.to_json())))
+    assert [quote.where for quote in again.evidence] == ["slide 3", "page 2 (OCR)"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import sqlite3
 from pathlib import Path
 
+import docx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from streamlit.testing.v1 import AppTest
 
 from app import resources
-from tests.app_pages import indexed, indexing_shown
+from ingest.formats.ocr import Ocr
+from tests.app_pages import indexed, indexing_shown, page_text
+from tests.made_documents import FACTS, made_files, zip_bomb
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -95,12 +99,36 @@ def test_upload_ask_sources_and_clear(chat_env: Path, good_pdfs: Path, bad_pdfs:
     assert "crazyones-pdfa.pdf" in sources.markdown[0].value
     assert "page 1" in sources.markdown[0].value
 
+    # Each source opens its page, drawn, with the passage marked on it.
+    show = next(b for b in sources.button if b.label == "Show page 1")
+    show.click().run()
+    assert not at.exception, at.exception
+    [drawn] = [h for h in at.get("html") if "docqa-page" in h.proto.body]
+    assert drawn.proto.body.count('class="docqa-mark"') >= 3  # the passage runs over 3+ lines
+    assert "crazyones-pdfa.pdf** · page 1 of 1" in page_text(at)
+
     ask(at, "And what is the capital of France in the table?")
     assert len(assistant_texts(at)) == 2
 
     [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
     clear.click().run()
     assert not at.chat_message
+
+
+def test_a_text_source_shows_the_passage_marked_in_its_text(
+    chat_env: Path, good_pdfs: Path
+) -> None:
+    at = start()
+    upload(at, good_pdfs / "latin1-recipe.txt")
+    ask(at, "How long does the crème brûlée cook?")
+    sources = at.chat_message[1].expander[0]
+    next(b for b in sources.button if b.label == "Show page 1").click().run()
+    assert not at.exception, at.exception
+    [shown] = [h.proto.body for h in at.get("html") if "docqa-text" in h.proto.body]
+    # Read with the file's own encoding (Latin-1), escaped, the passage inside the mark.
+    assert '<mark class="docqa-mark">' in shown and "45 minutes à 150 degrés" in shown
+    download = at.get("download_button")[0]
+    assert download.proto.label == "Download latin1-recipe.txt"
 
 
 class CountCalls(BaseCallbackHandler):
@@ -224,3 +252,58 @@ def test_a_data_dir_from_a_newer_release_is_refused_on_the_page(chat_env: Path) 
     [error] = at.error
     assert "a newer release wrote it" in error.value and "docqa.sqlite3" in error.value
     assert not at.chat_input
+
+
+@pytest.mark.slow
+def test_every_format_uploads_and_sources_name_its_slide_sheet_heading_or_ocr_page(
+    chat_env: Path, tesseract: Ocr, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_RATE_LIMIT_CAPACITY", str(len(FACTS)))
+    at = start()
+    files = [*made_files().items(), ("bomb.pptx", zip_bomb())]
+    at.sidebar.file_uploader[0].set_value(
+        [(name, data, "application/octet-stream") for name, data in files]
+    )
+    at.run()
+    assert not at.exception, at.exception
+    indexed(at)
+    assert f"{len(FACTS)} added, 1 could not be read" in at.toast[0].value
+    [error] = [e.value for e in at.error]
+    assert "**bomb.pptx** was not added" in error and "zip bomb" in error
+
+    for fact in FACTS:
+        if at.chat_message:
+            # A new conversation: a follow-up would be searched with the question before it.
+            [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
+            clear.click().run()
+        ask(at, fact.question)
+        sources = at.chat_message[1].expander[0]
+        assert sources.label.startswith("Sources")
+        top = sources.markdown[0].value
+        assert f"{fact.name}**, {fact.where} · similarity" in top, top
+
+    # The trace of the last answer lists its passages with the same place.
+    [link] = [
+        link for link in at.chat_message[-1].get("page_link") if link.proto.label == "View trace"
+    ]
+    at.query_params["trace"] = link.proto.query_string.removeprefix("trace=")
+    at.switch_page("app/traces.py").run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["where"].iloc[0] == FACTS[-1].where
+
+
+def test_a_heading_that_holds_markdown_is_shown_inert_as_the_location(chat_env: Path) -> None:
+    document = docx.Document()
+    document.add_heading("Leak ![pixel](http://127.0.0.1:9/p.png) [link](http://127.0.0.1:9)", 1)
+    document.add_paragraph("The Osprey drone flies for forty minutes on one battery.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    at = start()
+    at.sidebar.file_uploader[0].set_value([("osprey.docx", buffer.getvalue(), "")])
+    at.run()
+    indexed(at)
+
+    ask(at, "How long does the Osprey drone fly?")
+
+    top = at.chat_message[1].expander[0].markdown[0].value
+    assert "osprey.docx**, Leak !\\[pixel](http://127.0.0.1:9/p.png) \\[link]" in top, top

@@ -15,6 +15,9 @@ import pytest
 from cli_process import run_docqa
 
 from app.cli import main
+from ingest.formats.ocr import Ocr
+from ingest.records import location_label
+from tests.made_documents import FACTS, encrypted, made_files, word_file, zip_bomb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # A phrase from the table on page 3 of multicolumn.pdf.
@@ -324,3 +327,32 @@ def test_eval_scores_a_question_set_in_a_scratch_dir(
 
     assert main(["eval", str(eval_dir), "--k", "3"]) == 1
     assert "--k must be at least 5" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_format_goes_in_with_docqa_add_and_search_names_its_place(
+    data_env: Path, tmp_path: Path, tesseract: Ocr, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    bad = {"bomb.xlsx": zip_bomb(), "locked.docx": encrypted(word_file()), "empty.pptx": b""}
+    for name, data in {**made_files(), **bad}.items():
+        (folder / name).write_bytes(data)
+
+    added = docqa("add", str(folder), "--json", data_dir=data_env)
+
+    assert added.returncode == 1, added.stderr
+    outcome = {row["file"]: (row["status"], row["error"]) for row in json_lines(added.stdout)}
+    assert {name for name, (status, _) in outcome.items() if status == "added"} == {
+        fact.name for fact in FACTS
+    }
+    assert "zip bomb" in outcome["bomb.xlsx"][1]
+    assert "encrypted" in outcome["locked.docx"][1]
+    assert "is empty" in outcome["empty.pptx"][1]
+    for fact in FACTS:
+        assert main(["search", fact.question, "--k", "1", "--json"]) == 0
+        [hit] = json.loads(capsys.readouterr().out)
+        assert (hit["source"], hit["page"]) == (fact.name, fact.page)
+        assert location_label(hit["page"], hit["location"], hit["ocr"]) == fact.where
+        assert main(["search", fact.question, "--k", "1"]) == 0
+        assert capsys.readouterr().out.startswith(f"[1] {fact.name}, {fact.where} (score ")

@@ -131,7 +131,7 @@ def test_too_large_file_names_its_size_and_the_limit(good_pdfs: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "words"), [("report.docx", "is a .docx file"), ("README", "has no file extension")]
+    ("name", "words"), [("report.odt", "is a .odt file"), ("README", "has no file extension")]
 )
 def test_unknown_type_lists_the_supported_ones(name: str, words: str) -> None:
     with pytest.raises(RejectedFile) as caught:

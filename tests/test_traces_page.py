@@ -186,6 +186,13 @@ def test_chat_answer_links_to_its_trace_which_the_page_lists_and_opens(
     [listed] = [df.value for df in at.dataframe if "question" in df.value.columns]
     assert list(listed["question"]) == [question]
 
+    # Each retrieved chunk opens its page with the chunk marked on it.
+    [first_chunk] = [b for b in at.button if b.label == "[1] page 1"]
+    first_chunk.click().run()
+    assert not at.exception, at.exception
+    [drawn] = [h.proto.body for h in at.get("html") if "docqa-page" in h.proto.body]
+    assert 'class="docqa-mark"' in drawn
+
     at.text_input(key="trace_search").set_value("no such words anywhere").run()
     assert any(caption.value == "No answer matches." for caption in at.caption)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ingest.records import SearchHit
+from ingest.records import SearchHit, location_label
 from llm.answering.extractive import split_sentences, terms
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
@@ -93,6 +93,12 @@ class Evidence:
     source: str
     page: int
     quote: str
+    location: str | None = None
+    ocr: bool = False
+
+    @property
+    def where(self) -> str:
+        return location_label(self.page, self.location, self.ocr)
 
 
 @dataclass(frozen=True)
@@ -341,7 +347,8 @@ def _evidence(
             return found / math.sqrt(len(candidate) + 1)
 
         quote = max(passage.sentences or [passage.hit.text], key=closeness)
-        quotes.append(Evidence(number, passage.hit.source, passage.hit.page, _short(quote)))
+        hit = passage.hit
+        quotes.append(Evidence(number, hit.source, hit.page, _short(quote), hit.location, hit.ocr))
         if len(quotes) == MAX_EVIDENCE:
             break
     return quotes

@@ -62,12 +62,13 @@ class AnswerTurn:
 
     @classmethod
     def from_record(cls, record: TraceRecord) -> AnswerTurn:
-        """The answer text of a kept trace, drawn as it was shown (no sources or links)."""
+        """The answer of a kept trace with its quotes and sources, drawn as it was shown."""
         attribution = Attribution.from_json(record.attribution) if record.attribution else None
         return cls(
             content=record.answer,
             attribution=attribution,
             evidence=attribution.evidence if attribution else [],
+            sources=[Source.from_json(source) for source in record.sources],
         )
 
     @property

@@ -6,7 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +15,7 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_config
 
 from ingest.instructions import instruction_flag
-from ingest.records import SearchHit
+from ingest.records import SearchHit, location_label
 from llm.answering.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
 from llm.answering.evidence import select_evidence
 from llm.answering.extractive import NO_ANSWER, extractive_answer, terms
@@ -82,6 +82,18 @@ class Source:
     # Why the passage reads as instructions to a model, when it does (those sentences are
     # never sent to the model).
     flag: str | None = None
+    # The part's name when "page N" would be wrong ("slide 3"), and whether OCR read its text.
+    location: str | None = None
+    ocr: bool = False
+
+    @property
+    def where(self) -> str:
+        return location_label(self.page, self.location, self.ocr)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Source:
+        """A source as a trace keeps it (the fields of `asdict`)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     @classmethod
     def from_hit(cls, number: int, hit: SearchHit) -> Source:
@@ -94,6 +106,8 @@ class Source:
             hit.score,
             hit.text,
             instruction_flag(hit.text),
+            hit.location,
+            hit.ocr,
         )
 
 

@@ -22,6 +22,8 @@ def hit_to_document(hit: SearchHit) -> Document:
             "page": hit.page,
             "chunk_index": hit.chunk_index,
             "score": hit.score,
+            "location": hit.location,
+            "ocr": hit.ocr,
         },
     )
 
@@ -35,6 +37,8 @@ def document_to_hit(document: Document) -> SearchHit:
         chunk_index=meta["chunk_index"],
         score=meta["score"],
         text=document.page_content,
+        location=meta.get("location"),
+        ocr=meta.get("ocr", False),
     )
 
 

@@ -8,10 +8,12 @@ refresh the README's screenshots in app/static/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pypdfium2
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
@@ -155,11 +157,8 @@ def test_answer_streams_in_with_sources(page: Page) -> None:
     )
     # The evidence shows without a click: a quote of the passage, with its file and page.
     expect(answer.get_by_text("From your documents")).to_be_visible()
-    quote = answer.get_by_test_id("stMarkdownContainer").filter(
-        has_text="crazyones-pdfa.pdf, page 1"
-    )
-    expect(quote.first).to_be_visible()
-    expect(quote.first).to_contain_text("“")
+    expect(answer.get_by_test_id("stMarkdownContainer").filter(has_text="“").first).to_be_visible()
+    expect(answer.get_by_role("button", name="crazyones-pdfa.pdf, page 1").first).to_be_visible()
     sources = answer.get_by_test_id("stExpander")
     sources.get_by_text("Sources (").click()
     expect(sources).to_contain_text("crazyones-pdfa.pdf")
@@ -171,6 +170,61 @@ def test_answer_streams_in_with_sources(page: Page) -> None:
     messages(page).first.scroll_into_view_if_needed()
     expect(messages(page).first).to_be_in_viewport()
     snap(page, "03-answer-with-sources", readme="chat.png")
+
+
+def test_first_citation_opens_its_page_with_the_quote_marked(page: Page, good_pdfs: Path) -> None:
+    answer = messages(page).nth(1)
+    evidence = answer.get_by_test_id("stVerticalBlock").filter(has_text="From your documents").last
+    quote = evidence.get_by_test_id("stMarkdownContainer").filter(has_text="“").first
+    quoted = quote.inner_text().split("“", 1)[1].rsplit("”", 1)[0]
+    evidence.get_by_role("button", name="crazyones-pdfa.pdf, page 1").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("crazyones-pdfa.pdf · page 1 of 1 · passage marked")
+    picture = dialog.locator(".docqa-page img")
+    expect(picture).to_be_visible()
+    expect(dialog.locator(".docqa-mark").first).to_be_attached()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.docqa-page img')].every(i => i.complete)"
+    )
+    # Where the quote's longest word stands on the page, asked of PDFium independently of how
+    # the app placed its marks: one mark on screen must cover it.
+    word = word_box(good_pdfs / "crazyones-pdfa.pdf", max(re.findall(r"\w+", quoted), key=len))
+    shown = picture.bounding_box()
+    target = {
+        "x": shown["x"] + word[0] * shown["width"],
+        "y": shown["y"] + word[1] * shown["height"],
+        "width": (word[2] - word[0]) * shown["width"],
+        "height": (word[3] - word[1]) * shown["height"],
+    }
+    marks = [box for mark in dialog.locator(".docqa-mark").all() if (box := mark.bounding_box())]
+    assert any(overlap(mark, target) > 0.5 for mark in marks), (quoted, target, marks)
+    wait_idle(page)
+    snap(page, "03b-citation-page-preview", readme="preview.png")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_have_count(0)
+
+
+def word_box(pdf: Path, word: str) -> tuple[float, float, float, float]:
+    """The first place `word` stands on page 1, as fractions of the page from its top left."""
+    with pypdfium2.PdfDocument(pdf.read_bytes()) as document:
+        pdf_page = document[0]
+        width, height = pdf_page.get_size()
+        text_page = pdf_page.get_textpage()
+        start, count = text_page.search(word, match_case=False).get_next()
+        text_page.count_rects(start, count)
+        left, bottom, right, top = text_page.get_rect(0)
+        return left / width, 1 - top / height, right / width, 1 - bottom / height
+
+
+def overlap(mark: dict[str, float], target: dict[str, float]) -> float:
+    """Share of `target`'s area that `mark` covers."""
+    across = min(mark["x"] + mark["width"], target["x"] + target["width"]) - max(
+        mark["x"], target["x"]
+    )
+    down = min(mark["y"] + mark["height"], target["y"] + target["height"]) - max(
+        mark["y"], target["y"]
+    )
+    return max(0, across) * max(0, down) / (target["width"] * target["height"])
 
 
 def test_follow_up_question_uses_the_conversation(page: Page) -> None:
