@@ -8,8 +8,9 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, preview, resources, ui
+from app import identity, indexing, preview, resources, ui
 from app.preview import Passage
+from app.text import duration
 from ingest.catalog import IndexConfig
 from ingest.index import DocumentIndex, Progress, ReindexFailed
 from ingest.instructions import InstructionFlag
@@ -166,16 +167,11 @@ def progress_text(progress: Progress) -> str:
     elif eta is None:
         left = "estimating time left…"
     else:
-        left = f"about {_duration(eta)} left"
+        left = f"about {duration(eta)} left"
     return (
         f"{progress.files_done}/{progress.files_total} files · {progress.chunks_done} chunks · "
-        f"{_duration(progress.elapsed_s)} elapsed · {left} (last: {progress.current_file})"
+        f"{duration(progress.elapsed_s)} elapsed · {left} (last: {progress.current_file})"
     )
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def _when(iso: str | None) -> str:
@@ -354,9 +350,12 @@ with documents_tab:
 
     st.subheader("Upload")
     uploads = ui.document_uploader(settings, key="admin_uploader")
+    st.caption(
+        "Files are indexed in the background: the sidebar shows the progress on every page, and "
+        "what became of each file when the job ends."
+    )
     if uploads:
-        ui.ingest_files(index, [(f.name, f.getvalue()) for f in uploads], key="admin_uploader")
-    ui.show_upload_report("admin_uploader")
+        indexing.queue_upload(settings, [(f.name, f.getvalue()) for f in uploads], "admin_uploader")
 
 with reindex_tab:
     st.markdown(
@@ -409,6 +408,6 @@ with reindex_tab:
         else:
             st.session_state.admin_notice = (
                 f"Reindexed {done.documents} document(s) into {done.chunks} chunks in "
-                f"{_duration(done.elapsed_s)}; index version {done.version}."
+                f"{duration(done.elapsed_s)}; index version {done.version}."
             )
             st.rerun()

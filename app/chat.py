@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import answering, resources, ui
+from app import answering, indexing, resources, ui
 from app.text import inert_markdown, snippet
 from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
@@ -53,10 +53,15 @@ with st.sidebar:
 st.title("Ask your documents")
 
 if uploads:
-    ui.ingest_files(index, [(f.name, f.getvalue()) for f in uploads], key="uploader")
-ui.show_upload_report("uploader")
+    indexing.queue_upload(base_settings, [(f.name, f.getvalue()) for f in uploads], "uploader")
 
-if index.is_empty:
+if index.is_empty and resources.worker(base_settings).queue.active_jobs():
+    st.info(
+        "Your documents are being indexed (the sidebar shows how far). The chat opens as soon "
+        "as the first one is in.",
+        icon=":material/hourglass_top:",
+    )
+elif index.is_empty:
     st.info(
         f"No documents yet. Add {ACCEPTED_TYPES} files with the uploader in the sidebar, "
         "then ask a question about them. Or start with the bundled sample documents.",
@@ -64,7 +69,9 @@ if index.is_empty:
     )
     if st.button("Load the sample documents", type="primary", icon=":material/library_add:"):
         samples = sorted(SAMPLES_DIR.glob("*.pdf"))
-        ui.ingest_files(index, [(path.name, path.read_bytes()) for path in samples], key="uploader")
+        indexing.queue_upload(
+            base_settings, [(path.name, path.read_bytes()) for path in samples], "uploader"
+        )
 
 elif not st.session_state.messages:
     st.caption(

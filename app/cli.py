@@ -12,17 +12,19 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from app.text import evidence_line, snippet, terminal_safe
+from app.text import counted, evidence_line, snippet, terminal_safe
 from ingest.catalog import Catalog
 from ingest.embeddings import ModelFileError
 from ingest.index import CATALOG_FILE, DocumentIndex, Progress, ReindexFailed, expand_paths
 from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
+from ingest.queue import QUEUE_FILE, IngestQueue, Job, QueuedFile, worker_running
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
 from llm.answering.pipeline import Source
@@ -89,10 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    add = commands.add_parser("add", help="add files, or the supported files in folders")
+    add = commands.add_parser(
+        "add",
+        help="add files, or the supported files in folders (queued for the app while it runs)",
+    )
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     _json_flag(add, "one JSON object per file, one per line")
     add.set_defaults(run=cmd_add)
+
+    jobs = commands.add_parser("jobs", help="list indexing jobs, or one job's files")
+    jobs.add_argument("job_id", nargs="?", type=int, metavar="JOB", help="a job's number")
+    _json_flag(jobs, "a JSON list of jobs with their files")
+    jobs.set_defaults(run=cmd_jobs)
+
+    cancel = commands.add_parser("cancel", help="stop an indexing job after its current file")
+    cancel.add_argument("job_id", type=int, metavar="JOB")
+    cancel.set_defaults(run=cmd_cancel)
 
     listing = commands.add_parser("list", help="list the indexed documents")
     _json_flag(listing, "a JSON list")
@@ -173,8 +187,14 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     paths = expand_paths(args.paths)
     if not paths:
         raise CommandError(f"no {ACCEPTED_TYPES} files found in the given folders")
-    with _opened_index(settings) as index:
-        results = index.add_paths(paths, on_progress=_progress_printer("adding"))
+    try:
+        with _opened_index(settings) as index:
+            results = index.add_paths(paths, on_progress=_progress_printer("adding"))
+    except DataDirBusy:
+        # The app owns the data dir: its worker indexes what is queued, so queue instead.
+        if not worker_running(settings.data_dir):
+            raise
+        return _queue_for_the_app(paths, settings, args.json)
     if args.json:
         for result in results:
             _print_json(result.to_json())
@@ -182,6 +202,47 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         print("\n".join(_add_line(result) for result in results))
         print(_add_summary(results))
     return EXIT_FAILED if any(result.status == "failed" for result in results) else 0
+
+
+def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
+    # Like `list`, this only reads, so it works beside the app and creates nothing.
+    found: list[Job] = []
+    if (settings.data_dir / QUEUE_FILE).is_file():
+        queue = IngestQueue(settings.data_dir)
+        job = queue.job(args.job_id) if args.job_id is not None else None
+        if args.job_id is not None and job is None:
+            raise CommandError(f"no job {args.job_id} (`docqa jobs` lists them)")
+        found = [job] if job is not None else queue.jobs()
+        queue.close()
+    elif args.job_id is not None:
+        raise CommandError(f"no job {args.job_id}: nothing was ever queued here")
+    if args.json:
+        _print_json([_job_json(job) for job in found], indent=2)
+    elif not found:
+        print("No indexing jobs yet. `docqa add` queues one while the app owns the data folder.")
+    elif args.job_id is not None:
+        print(_job_line(found[0]))
+        for file in found[0].files:
+            print(f"  {_add_line(file.result()) if file.finished else _waiting_line(file)}")
+    else:
+        print("\n".join(_job_line(job) for job in found))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    if not (settings.data_dir / QUEUE_FILE).is_file():
+        raise CommandError(f"no job {args.job_id}: nothing was ever queued here")
+    queue = IngestQueue(settings.data_dir)
+    try:
+        job = queue.job(args.job_id)
+        if job is None:
+            raise CommandError(f"no job {args.job_id} (`docqa jobs` lists them)")
+        if not queue.request_cancel(job.id):
+            raise CommandError(f"job {job.id} has already ended ({job.state})")
+    finally:
+        queue.close()
+    print(f"Job {job.id} stops after its current file; the files indexed so far stay.")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -293,7 +354,7 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
         _print_json(summary, indent=2)
     else:
         print(
-            f"Reindexed {_count(done.documents, 'document')} into {_count(done.chunks, 'chunk')} "
+            f"Reindexed {counted(done.documents, 'document')} into {counted(done.chunks, 'chunk')} "
             f"(chunk size {config.chunk_size}, overlap {config.chunk_overlap}) "
             f"in {done.elapsed_s:.0f} s; index version {done.version}."
         )
@@ -529,11 +590,57 @@ def _progress_printer(verb: str) -> Callable[[Progress], None]:
     return show
 
 
+def _queue_for_the_app(paths: Sequence[Path], settings: Settings, as_json: bool) -> int:
+    """Copy the files into the data dir's queue for the app's worker, and say so."""
+    queue = IngestQueue(settings.data_dir)
+    try:
+        job_id = queue.enqueue_paths(paths, "cli", CLI_OWNER)
+    finally:
+        queue.close()
+    if as_json:
+        for path in paths:
+            _print_json({"file": path.name, "status": "queued", "job": job_id})
+        return 0
+    print(
+        f"Queued {counted(len(paths), 'file')} as job {job_id}: the app owns the data folder "
+        f"{settings.data_dir}, so it indexes them in the background (copies are kept in the data "
+        "folder until then). Every page of the app shows the progress; `docqa jobs "
+        f"{job_id}` shows what became of each file, `docqa cancel {job_id}` stops the job after "
+        "its current file."
+    )
+    return 0
+
+
+def _job_line(job: Job) -> str:
+    when = datetime.fromtimestamp(job.created_at).strftime("%Y-%m-%d %H:%M")
+    return (
+        f"job {job.id:<4} {job.state:<9} {job.files_done}/{len(job.files)} files  "
+        f"{counted(job.pages, 'page')}  {counted(job.chunks, 'chunk')}  {when}  "
+        f"from {job.origin}"
+    )
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    return {
+        "job": job.id,
+        "state": job.state,
+        "origin": job.origin,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "files": [asdict(file) for file in job.files],
+    }
+
+
+def _waiting_line(file: QueuedFile) -> str:
+    return f"{file.state:<10} {file.name}"
+
+
 def _add_line(result: AddResult) -> str:
     if result.status == "added":
         return (
-            f"added      {result.file} ({_count(result.pages, 'page')}, "
-            f"{_count(result.chunks, 'chunk')}, id {result.doc_id})"
+            f"added      {result.file} ({counted(result.pages, 'page')}, "
+            f"{counted(result.chunks, 'chunk')}, id {result.doc_id})"
         )
     return f"{result.status:<10} {result.file}: {result.error}"
 
@@ -575,10 +682,6 @@ def _print_reports(reports: dict[str, EvalReport], figures: dict[str, Any]) -> N
         if len(reports) == 1 and result.rank is None and result.top:
             line += f"  (top result: {result.top.source}, page {result.top.page})"
         print(line)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _print_json(value: Any, indent: int | None = None) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import streamlit as st
 
 from ingest.index import DocumentIndex
+from ingest.worker import IndexWorker
 from llm.access.admin_auth import TryBook
 from llm.access.ledger import SpendLedger
 from llm.access.ratelimit import SharedBuckets
-from llm.components import build_index, build_ledger, ocr_for
+from llm.components import build_index, build_ledger, build_worker, ocr_for
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.records.langsmith_tracing import Tracing, secret_values
 from llm.records.trace_store import TRACES_FILE, TraceStore
@@ -48,6 +49,15 @@ def index(current: Settings) -> DocumentIndex:
     return opened
 
 
+def worker(current: Settings) -> IndexWorker:
+    """The queue worker of the index, shared by every session: it indexes what any page (or
+    `docqa add`, while the app owns the data dir) queues, in a thread of this process. Started
+    with the first page view, and again should it ever have stopped."""
+    started = _worker(_key(current, _INDEX_FIELDS), index(current))
+    started.start()
+    return started
+
+
 def chat_model(current: Settings) -> ChatModelChoice:
     """The chat model for these settings, loaded once per provider, model and temperature."""
     return _chat_model(_key(current, _MODEL_FIELDS), current)
@@ -56,6 +66,11 @@ def chat_model(current: Settings) -> ChatModelChoice:
 @st.cache_resource(show_spinner="Opening the document index…")
 def _index(key: str, _settings: Settings) -> DocumentIndex:
     return build_index(_settings, owner=APP_OWNER)
+
+
+@st.cache_resource(show_spinner=False)
+def _worker(key: str, _index: DocumentIndex) -> IndexWorker:
+    return build_worker(_index)
 
 
 @st.cache_resource(show_spinner="Loading the language model…")

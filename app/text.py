@@ -1,4 +1,4 @@
-"""Text helpers shared by the command line and the pages: snippets, checked answers, quotes."""
+"""Text helpers shared by the command line and the pages: counts, snippets, checked answers."""
 
 from __future__ import annotations
 
@@ -17,6 +17,17 @@ _TERMINAL_CONTROL = re.compile(
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, hyperlinks
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
 )
+
+
+def counted(number: int, noun: str) -> str:
+    """ "1 file", "2,310 files": a count with its noun, plural when it is not one."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """ "42 s" or "3 min 05 s"."""
+    seconds = round(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 def inert_markdown(text: str) -> str:

@@ -9,8 +9,7 @@ import streamlit as st
 
 from app import preview
 from app.preview import Passage
-from app.text import attributed_markdown, inert_markdown, snippet
-from ingest.index import DocumentIndex, Progress
+from app.text import attributed_markdown, counted, inert_markdown, snippet
 from ingest.loaders import ACCEPTED_TYPES, SUPPORTED_SUFFIXES
 from ingest.records import AddResult
 from llm.answering.attribution import Evidence
@@ -164,7 +163,7 @@ def answer_text(turn: AnswerTurn, key: str) -> None:
     st.markdown(attributed_markdown(sentences))
     if unsupported:
         st.caption(
-            f":material/info: {_count(unsupported, 'sentence')} in grey "
+            f":material/info: {counted(unsupported, 'sentence')} in grey "
             f"{'was' if unsupported == 1 else 'were'} not found in your documents."
         )
     if turn.evidence:
@@ -181,10 +180,6 @@ def answer_text(turn: AnswerTurn, key: str) -> None:
 def turn_key(turn: AnswerTurn) -> str:
     """A widget key prefix that stays the same for one answer across reruns."""
     return f"answer_{turn.entry_id or turn.trace_id or id(turn)}"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def answer_caption(provider: str, model: str, cached: bool) -> str:
@@ -221,45 +216,6 @@ def document_uploader(settings: Settings, key: str) -> list[Any]:
         )
         or []
     )
-
-
-def ingest_files(index: DocumentIndex, files: Sequence[tuple[str, bytes]], key: str) -> None:
-    """Index files with progress, keep the report for the next run, empty the uploader, rerun."""
-    st.session_state[f"{key}_report"] = ingest_with_progress(index, files)
-    st.session_state[f"{key}_round"] = st.session_state.get(f"{key}_round", 0) + 1
-    st.rerun()
-
-
-def show_upload_report(key: str) -> None:
-    """The toast and per-file messages of the upload that just finished, once."""
-    if report := st.session_state.pop(f"{key}_report", None):
-        st.toast(summary(report), icon=":material/description:")
-        upload_report(report)
-
-
-def ingest_with_progress(
-    index: DocumentIndex, files: Sequence[tuple[str, bytes]]
-) -> list[AddResult]:
-    """Add files inside an st.status box that shows each file as it goes."""
-    label = f"Indexing {len(files)} file{'s' if len(files) != 1 else ''}…"
-    with st.status(label, expanded=True) as status:
-        bar = st.progress(0.0)
-
-        def show(progress: Progress) -> None:
-            bar.progress(
-                progress.files_done / progress.files_total,
-                text=f"{progress.files_done}/{progress.files_total}: "
-                f"{inert_markdown(progress.current_file)} ({progress.chunks_done} chunks so far)",
-            )
-
-        results = index.add_files(files, on_progress=show)
-        failed = [result for result in results if result.status == "failed"]
-        status.update(
-            label=summary(results),
-            state="error" if failed and len(failed) == len(results) else "complete",
-            expanded=bool(failed),
-        )
-    return results
 
 
 def summary(results: Sequence[AddResult]) -> str:

@@ -6,7 +6,8 @@ import contextlib
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from ingest.instructions import InstructionFlag, find_instructions
 from ingest.keyword import KeywordIndex
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
 from ingest.ownership import DataDirLock
+from ingest.priority import WriteSteps
 from ingest.records import AddResult, DocumentRecord, LoadedDocument, SearchHit
 from ingest.vectors import ChunkVectors
 
@@ -34,6 +36,8 @@ CATALOG_FILE = "docqa.sqlite3"
 # Chunks embedded and stored per step: large enough to keep the embedder busy, small enough that
 # memory does not grow with the document.
 WRITE_BATCH = 64
+# Texts embedded between two chances for searches to go first (two model runs, ~0.1 s here).
+EMBED_STEP = 8
 
 EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
 _T = TypeVar("_T")
@@ -108,6 +112,7 @@ class DocumentIndex:
         self.server_mode = bool(chroma_url)
         self._lock = None if chroma_url else DataDirLock.acquire(data_dir, owner)
         self._write_guard = threading.RLock()
+        self._steps = WriteSteps()
         self._embeddings_factory = embeddings_factory
         self._last_query: tuple[str, Embeddings, list[float]] | None = None
         self._catalog = Catalog(data_dir / CATALOG_FILE)
@@ -157,19 +162,32 @@ class DocumentIndex:
         """Vector search: the k chunks most similar to the query, score = cosine similarity."""
         if not query.strip():
             return []
-        return self._read(lambda: self._vector_search(query, k))
+        return self._read(lambda: self._catalogued(lambda n: self._vector_search(query, n), k))
 
     def keyword_search(self, query: str, k: int) -> list[SearchHit]:
         """BM25 keyword search over the same chunks, score = BM25 score."""
         if not query.strip():
             return []
-        return self._read(lambda: self._keyword.search(query, k))
+        return self._read(lambda: self._catalogued(lambda n: self._keyword.search(query, n), k))
 
     def similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
         """Cosine similarity of the query to each hit's chunk (for hits found by keywords)."""
         if not hits:
             return []
         return self._read(lambda: self._similarities(query, hits))
+
+    def _catalogued(self, find: Callable[[int], list[SearchHit]], k: int) -> list[SearchHit]:
+        """The best k hits of catalogued documents. A file being added writes its chunks before
+        its catalog row, which is what makes it visible, whole: a search meanwhile must not see
+        the chunks written so far, so it skips them and asks for more."""
+        wanted = k
+        while True:
+            hits = find(wanted)
+            known = self._catalog.doc_ids()
+            kept = [hit for hit in hits if hit.doc_id in known]
+            if len(kept) >= k or len(hits) < wanted:
+                return kept[:k]
+            wanted *= 2
 
     def _vector_search(self, query: str, k: int) -> list[SearchHit]:
         if self._vectors.count() == 0:
@@ -230,9 +248,19 @@ class DocumentIndex:
             chunks_done += result.chunks
             if on_progress:
                 on_progress(Progress(name, done + 1, len(files), chunks_done, _since(started)))
-        # One keyword rebuild per upload, not per file nor at the next question.
+        # One keyword rebuild per upload, not per file nor at the next question; it is a write
+        # step like any other (searches first).
+        self._steps.before_write_step()
         self._keyword.refresh()
         return results
+
+    @contextmanager
+    def keywords_lagging(self, seconds: float) -> Iterator[None]:
+        """For a run of uploads one after another: keyword search may miss the newest files for
+        up to `seconds` (vector search never does), so the matrix is rebuilt that often rather
+        than after every upload; up to date again when the block ends."""
+        with self._keyword.lagging(seconds):
+            yield
 
     def remove(self, doc_id: str) -> bool:
         with self._write_guard:
@@ -308,6 +336,12 @@ class DocumentIndex:
             shutil.rmtree(self._keyword_dir(old), ignore_errors=True)
             return ReindexResult(version, len(records), sum(counts.values()), _since(started))
 
+    def interrupt_writes(self) -> None:
+        """Stop any write at its next step, for good: the process is ending. The file being
+        written raises WritesInterrupted and is left as a crash leaves it (dropped at the next
+        open, so it can be added again whole)."""
+        self._steps.interrupt()
+
     def close(self) -> None:
         self._keyword.close()
         self._catalog.close()
@@ -320,17 +354,19 @@ class DocumentIndex:
     def _read(self, action: Callable[[], _T]) -> _T:
         """Run a read on the active collection, following a reindex that switched it meanwhile
         (in this instance, in another instance on the same data dir, or in another process)."""
-        self._follow_switch()
-        try:
-            return action()
-        except Exception:
-            if not self._follow_switch():
-                raise
-            return action()
+        with self._steps.reading():
+            self._follow_switch()
+            try:
+                return action()
+            except Exception:
+                if not self._follow_switch():
+                    raise
+                return action()
 
     def embed_texts(self, texts: list[str]) -> list[list[float]]:
         """Vectors of short texts by the index's own embedder (e.g. to compare answer sentences)."""
-        return self._embeddings.embed_documents(texts)
+        with self._steps.reading():
+            return self._embeddings.embed_documents(texts)
 
     def _query_vector(self, query: str) -> list[float]:
         """The query's embedding; hybrid search asks twice (vector half, then similarities)."""
@@ -358,6 +394,7 @@ class DocumentIndex:
         name = file_name(given)
         if not name or name in {".", ".."}:
             return AddResult(given, "failed", error="has no file name; name the file and retry")
+        self._steps.before_write_step()
         try:
             doc = load_document(name, data, self.max_file_bytes, self.ocr)
         except RejectedFile as rejected:
@@ -395,12 +432,17 @@ class DocumentIndex:
 
     def _write_chunks(self, vectors: ChunkVectors, doc_id: str, chunks: list[Document]) -> None:
         """Embed and store in slices of `write_batch` chunks, so vectors of a whole large document
-        never sit in memory at once; a failure removes what this document had written."""
+        never sit in memory at once; a failure removes what this document had written. Between
+        steps of EMBED_STEP texts, searches in progress go first."""
         try:
             for start in range(0, len(chunks), self._write_batch):
                 part = chunks[start : start + self._write_batch]
                 ids = [f"{doc_id}:{chunk.metadata['chunk_index']}" for chunk in part]
-                embedded = vectors.embeddings.embed_documents([embedding_text(c) for c in part])
+                texts = [embedding_text(chunk) for chunk in part]
+                embedded: list[list[float]] = []
+                for step in range(0, len(texts), EMBED_STEP):
+                    self._steps.before_write_step()
+                    embedded += vectors.embeddings.embed_documents(texts[step : step + EMBED_STEP])
                 vectors.add(ids, part, embedded)
         except BaseException:
             vectors.remove_document(doc_id)

@@ -9,8 +9,10 @@ import re
 import shutil
 import sqlite3
 import threading
+import time
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +114,11 @@ class KeywordIndex:
         self._lock = threading.RLock()
         self._db = SQLiteFile(self.folder / "chunks.sqlite3", MIGRATIONS)
         self._built: _Built | None = None
+        self._built_at = 0.0
         self._rebuilds = 0
+        # While set (seconds), searches keep a stale matrix and refreshes rebuild at most this
+        # often: a background job adding file after file would otherwise rebuild after each.
+        self._lag_s: float | None = None
         with self._db.transaction() as db:
             stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
             if stored is None or stored[0] != TOKENIZER:
@@ -204,10 +210,24 @@ class KeywordIndex:
             _set_meta(db, "version", version)
 
     def refresh(self) -> bool:
-        """Bring the BM25 matrix up to date now; returns whether it had to be rebuilt."""
+        """Bring the BM25 matrix up to date (while `lagging`, only once it is old enough);
+        returns whether it had to be rebuilt."""
+        if self._lag_s is not None and time.monotonic() - self._built_at < self._lag_s:
+            return False
         before = self._rebuilds
-        self._current()
+        self._current(fresh=True)
         return self._rebuilds > before
+
+    @contextmanager
+    def lagging(self, seconds: float) -> Iterator[None]:
+        """Let searches run on a matrix up to `seconds` behind the stored chunks while many
+        changes come in one after another; up to date again when the block ends."""
+        self._lag_s = seconds
+        try:
+            yield
+        finally:
+            self._lag_s = None
+            self.refresh()
 
     def close(self) -> None:
         """Close this thread's connection; other threads' close as their threads end."""
@@ -216,15 +236,16 @@ class KeywordIndex:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _current(self) -> _Built:
+    def _current(self, fresh: bool = False) -> _Built:
         built = self._built
         generation = self._meta_int(self._db.connection(), "generation")
-        if built is not None and built.generation == generation:
+        if built is not None and (built.generation == generation or self._lagging(fresh)):
             return built
         with self._lock:
             generation = self._meta_int(self._db.connection(), "generation")
             if self._built is None or self._built.generation != generation:
                 self._built = self._load(generation) or self._rebuild()
+                self._built_at = time.monotonic()
             return self._built
 
     def _rebuild(self) -> _Built:
@@ -244,6 +265,12 @@ class KeywordIndex:
         self._save(built, version)
         self._rebuilds += 1
         return built
+
+    def _lagging(self, fresh: bool) -> bool:
+        """Whether a search may use the matrix it has, though stale: while `lagging`, within
+        the lag, so that the writer's rebuild, not the reader, pays for the changes."""
+        lag = self._lag_s
+        return not fresh and lag is not None and time.monotonic() - self._built_at < lag
 
     def _save(self, built: _Built, version: int) -> None:
         """Write the matrix to a new folder, then point `current.json` at it in one rename."""

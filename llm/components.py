@@ -6,6 +6,8 @@ from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.formats.ocr import Ocr
 from ingest.index import DocumentIndex
+from ingest.queue import IngestQueue
+from ingest.worker import IndexWorker
 from llm.access.ledger import Caps, SpendLedger
 from llm.answering.attribution import EmbedFn
 from llm.answering.pipeline import AnswerPipeline
@@ -46,6 +48,12 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         owner=owner,
         ocr=ocr_for(settings),
     )
+
+
+def build_worker(index: DocumentIndex) -> IndexWorker:
+    """The queue worker over an opened index, with the queue of the index's data dir; the
+    index's owner starts it (the app, in a thread) and so becomes the queue's only consumer."""
+    return IndexWorker(index, IngestQueue(index.data_dir))
 
 
 def ocr_for(settings: Settings) -> Ocr:

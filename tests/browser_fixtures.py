@@ -100,9 +100,10 @@ def wait_healthy(server: Server, timeout_s: float = 90) -> None:
 
 
 def start_server(root: Path, env: dict[str, str]) -> Server:
-    """`streamlit run` on a free port with a fresh data dir under `root` and these settings."""
+    """`streamlit run` on a free port with the data dir under `root` (made when new) and these
+    settings; a second server on the same `root` opens the data dir the first one left."""
     data_dir = root / "data"
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if key not in UNSET}
     environment.update(

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from llm.components import build_index, build_ledger
 from llm.settings import load_settings
-from tests.app_pages import PASSWORD, log_in, page_text
+from tests.app_pages import PASSWORD, indexed, log_in, page_text
 from tests.made_documents import SLIDES, slides_file
 
 # First runs import the app and open the index (and may load models): be generous.
@@ -191,6 +191,7 @@ def test_upload_adds_files_and_names_the_bad_ones(
     at.file_uploader[0].set_value([(f.name, f.read_bytes(), "application/pdf") for f in files])
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
     assert list(at.dataframe[0].value["Name"]) == ["crazyones-pdfa.pdf"]
     assert "encrypted-password.pdf" in at.error[0].value and "encrypted" in at.error[0].value
     assert {m.label: m.value for m in at.metric}["Documents"] == "1"
@@ -205,6 +206,7 @@ def test_a_flagged_passage_in_slides_is_listed_with_its_slide(
     at.file_uploader[0].set_value([(SLIDES.name, slides_file(third_slide_note=note), "")])
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
 
     [flagged] = [df.value for df in at.dataframe if "Why" in df.value.columns]
     assert set(flagged["Document"]) == {SLIDES.name}

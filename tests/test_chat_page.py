@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import resources
 from ingest.formats.ocr import Ocr
-from tests.app_pages import page_text
+from tests.app_pages import indexed, indexing_shown, page_text
 from tests.made_documents import FACTS, made_files, zip_bomb
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -39,6 +39,7 @@ def upload(at: AppTest, *paths: Path) -> None:
     )
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
 
 
 def ask(at: AppTest, question: str) -> None:
@@ -68,6 +69,8 @@ def test_empty_index_says_what_to_do_and_loads_samples(chat_env: Path) -> None:
     [load] = [b for b in at.button if b.label == "Load the sample documents"]
     load.click().run()
     assert not at.exception, at.exception
+    assert indexing_shown(at)
+    indexed(at)
     assert "4 added" in at.toast[0].value
     assert not at.chat_input[0].disabled
 
@@ -263,6 +266,7 @@ def test_every_format_uploads_and_sources_name_its_slide_sheet_heading_or_ocr_pa
     )
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
     assert f"{len(FACTS)} added, 1 could not be read" in at.toast[0].value
     [error] = [e.value for e in at.error]
     assert "**bomb.pptx** was not added" in error and "zip bomb" in error
@@ -297,6 +301,7 @@ def test_a_heading_that_holds_markdown_is_shown_inert_as_the_location(chat_env: 
     at = start()
     at.sidebar.file_uploader[0].set_value([("osprey.docx", buffer.getvalue(), "")])
     at.run()
+    indexed(at)
 
     ask(at, "How long does the Osprey drone fly?")
 

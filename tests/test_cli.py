@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,76 @@ def test_a_second_process_is_refused_while_another_owns_the_data_dir(
     finally:
         holder.kill()
         holder.wait()
+
+
+# The app as the CLI meets it: it owns the data dir and runs the queue worker.
+APP_PROCESS = (
+    "import time\n"
+    "from llm.components import build_index, build_worker\n"
+    "from llm.settings import load_settings\n"
+    "index = build_index(load_settings(), owner='the DocQA app (streamlit run)')\n"
+    "build_worker(index).start()\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(300)\n"
+)
+
+
+def jobs_when_ended(data_dir: Path, timeout_s: float = 300) -> list[dict]:
+    """`docqa jobs --json` once no job is queued or running any more."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        jobs = json.loads(docqa("jobs", "--json", data_dir=data_dir).stdout)
+        if all(job["state"] not in ("queued", "running") for job in jobs):
+            return jobs
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_add_queues_the_files_for_the_app_that_owns_the_data_dir(
+    data_dir: Path, good_pdfs: Path, bad_pdfs: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for path in (good_pdfs / "crazyones-pdfa.pdf", good_pdfs / "multicolumn.pdf"):
+        shutil.copy(path, folder / path.name)
+    app = subprocess.Popen(
+        [sys.executable, "-c", APP_PROCESS],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DOCQA_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None and app.stdout.readline().strip() == "ready"
+        queued = docqa("add", str(folder), data_dir=data_dir)
+        assert queued.returncode == 0, queued.stderr
+        assert "Queued 2 files as job 1: the app owns the data folder" in queued.stdout
+        assert "docqa jobs 1" in queued.stdout and "Traceback" not in queued.stderr
+        # The job is the app's now: the folder it came from may go away.
+        shutil.rmtree(folder)
+        more = docqa("add", str(bad_pdfs / "truncated.pdf"), "--json", data_dir=data_dir)
+        assert json_lines(more.stdout) == [{"file": "truncated.pdf", "status": "queued", "job": 2}]
+
+        jobs = jobs_when_ended(data_dir)
+        assert [job["state"] for job in jobs] == ["done", "done"]
+        files = {file["name"]: file for job in jobs for file in job["files"]}
+        assert {name: file["state"] for name, file in files.items()} == {
+            "crazyones-pdfa.pdf": "added",
+            "multicolumn.pdf": "added",
+            "truncated.pdf": "failed",
+        }
+        assert "damaged" in files["truncated.pdf"]["error"]
+        listed = json.loads(docqa("list", "--json", data_dir=data_dir).stdout)
+        assert {doc["source"] for doc in listed} == {"crazyones-pdfa.pdf", "multicolumn.pdf"}
+        shown = docqa("jobs", "1", data_dir=data_dir)
+        assert shown.stdout.startswith("job 1    done      2/2 files")
+        assert "added      multicolumn.pdf (3 pages" in shown.stdout
+        ended = docqa("cancel", "1", data_dir=data_dir)
+        assert ended.returncode == 1 and "job 1 has already ended (done)" in ended.stderr
+    finally:
+        app.kill()
+        app.wait()
 
 
 def test_list_on_a_new_data_dir_creates_nothing(

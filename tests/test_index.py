@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
+from ingest.priority import WritesInterrupted, WriteSteps
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
 EMBEDDER = MiniLMEmbeddings()
@@ -162,6 +166,59 @@ def test_failure_leaves_nothing_half_indexed(data_dir: Path, good_pdfs: Path) ->
         assert len(list(index.files_dir.iterdir())) == 1
     finally:
         index.close()
+
+
+def test_a_search_during_an_add_never_sees_the_half_written_file(data_dir: Path) -> None:
+    """Chunks reach Chroma and the keyword table slice by slice before the catalog row: a
+    search meanwhile must not return them (the background worker writes while others ask)."""
+    index = open_index(data_dir, write_batch=4)
+    try:
+        index.add_files([("pump.md", b"# Pump\n\nThe P-40 pump moves 40 litres a minute.")])
+        data = ("Zorblax valves open slowly. " * 40 + "\n\n").encode() * 12
+        doc_id = hashlib.sha256(data).hexdigest()[:16]
+        adder = threading.Thread(target=index.add_files, args=([("zorblax.txt", data)],))
+        adder.start()
+        half_written = leaked = 0
+        while adder.is_alive():
+            written = index._vectors.chunk_counts()[doc_id] > 0
+            hits = index.search("zorblax valves", 10) + index.keyword_search("zorblax", 10)
+            catalogued = index.document(doc_id) is not None
+            half_written += written and not catalogued
+            leaked += not catalogued and any(hit.doc_id == doc_id for hit in hits)
+        adder.join()
+        assert half_written, "no search ran while the file was half written"
+        assert not leaked
+        assert index.keyword_search("zorblax", 10)[0].doc_id == doc_id
+    finally:
+        index.close()
+
+
+def test_a_write_step_waits_for_reads_and_stops_once_interrupted() -> None:
+    gate = WriteSteps(max_wait_s=30)
+    waited: list[float] = []
+
+    def write_step() -> None:
+        started = time.monotonic()
+        gate.before_write_step()
+        waited.append(time.monotonic() - started)
+
+    with gate.reading():
+        writer = threading.Thread(target=write_step)
+        writer.start()
+        time.sleep(0.3)  # the read's own work
+    writer.join(10)
+    assert waited and 0.25 <= waited[0] < 10
+    # With no read in progress, nothing waits; a read that never ends holds a step max_wait_s.
+    gate.before_write_step()
+    impatient = WriteSteps(max_wait_s=0.2)
+    with impatient.reading():
+        started = time.monotonic()
+        impatient.before_write_step()
+        assert 0.15 <= time.monotonic() - started < 5
+    # Once interrupted (the process ends), every step stops its write.
+    gate.interrupt()
+    with pytest.raises(WritesInterrupted):
+        gate.before_write_step()
 
 
 def test_reindex_switches_collection_and_counts(index: DocumentIndex, good_pdfs: Path) -> None:

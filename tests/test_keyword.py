@@ -124,6 +124,24 @@ def test_the_matrix_is_rebuilt_once_per_change_not_per_question(index: KeywordIn
     assert index.rebuilds == 2
 
 
+def test_while_lagging_searches_keep_the_matrix_and_refreshes_wait_for_the_lag(
+    index: KeywordIndex,
+) -> None:
+    filled(index)
+    index.refresh()
+    with index.lagging(3600):
+        index.add("new", chunks("new.md", [(1, "The zorblax valve opens slowly.")]), version=5)
+        assert index.refresh() is False, "rebuilt again within the lag"
+        assert index.search("zorblax", 3) == [] and index.search("read.table", 3)
+        assert index.rebuilds == 1
+    # Up to date as soon as the run of changes ends.
+    assert index.rebuilds == 2 and index.search("zorblax", 3)[0].source == "new.md"
+    with index.lagging(0):
+        index.remove("new", version=6)
+        assert index.refresh() is True, "a lag of 0 rebuilds at every refresh"
+    assert index.search("zorblax", 3) == []
+
+
 def test_reopening_loads_the_saved_index_with_its_version(tmp_path: Path) -> None:
     folder = tmp_path / "keyword"
     first = filled(KeywordIndex(folder))

@@ -13,6 +13,7 @@ from ingest.records import SearchHit
 from llm.answering.pipeline import AnswerPipeline, AnswerResult
 from llm.models.choice import extractive_choice
 from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
+from tests.app_pages import indexed
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TRACES_PAGE = "app/traces.py"
@@ -142,6 +143,7 @@ def chat_with_one_answer(pdf: Path, question: str) -> AppTest:
     at.run()
     at.sidebar.file_uploader[0].set_value([(pdf.name, pdf.read_bytes(), "application/pdf")])
     at.run()
+    indexed(at)
     at.chat_input[0].set_value(question).run()
     assert not at.exception, at.exception
     return at

@@ -37,6 +37,7 @@ from llm.models.choice import build_chat_model, extractive_choice
 from llm.records.langsmith_tracing import REDACTED, Tracing, answer_config
 from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.settings import Settings, load_settings
+from tests.app_pages import indexed
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 APP = str(REPO_ROOT / "streamlit_app.py")
@@ -195,6 +196,7 @@ def chat(pdf: Path) -> AppTest:
     at.sidebar.file_uploader[0].set_value([(pdf.name, pdf.read_bytes(), "application/pdf")])
     at.run()
     assert not at.exception, at.exception
+    indexed(at)
     return at
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from ingest.queue import IngestQueue
 from llm.access.ratelimit import Limit, SharedBuckets, TokenBucket
 from llm.answering.questions import clean_question, question_problem
 from llm.components import build_index
@@ -159,3 +160,26 @@ def test_a_file_name_with_path_separators_stays_inside_the_data_dir(
         assert all(path.resolve().is_relative_to(data_dir.resolve()) for path in stored)
     finally:
         index.close()
+
+
+def test_a_queued_file_name_with_path_separators_is_copied_inside_the_data_dir(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    queue = IngestQueue(data_dir)
+    job_id = queue.enqueue_files(
+        [
+            ("../../outside.md", b"# Outside\n\nThe valve is red."),
+            ("C:\\Users\\x\\win.md", b"# Win\n\nThe hose is green."),
+            ("../", b"no name at all"),
+            ("..", b"dots only"),
+        ],
+        "chat",
+        "browser:someone",
+    )
+    job = queue.job(job_id)
+    assert job is not None
+    assert [file.name for file in job.files] == ["outside.md", "win.md", "unnamed", "unnamed"]
+    copies = [queue.pending_path(job, file) for file in job.files]
+    assert all(path.is_file() for path in copies)
+    assert all(path.resolve().is_relative_to(queue.pending_dir.resolve()) for path in copies)
+    assert not (tmp_path / "outside.md").exists() and not (data_dir / "outside.md").exists()
