@@ -129,6 +129,15 @@ def config_differences(built: IndexConfig, wanted: IndexConfig) -> list[str]:
     ]
 
 
+def threshold_text(calibrated: float | None, settings: Settings) -> str:
+    """How the chat decides a question is off-topic for this index, in words."""
+    if settings.low_relevance_threshold is not None:
+        return f"cosine {settings.low_relevance_threshold:.2f} (set in the settings)"
+    if calibrated is None:
+        return "not calibrated for this embedding model: only an empty search counts"
+    return f"cosine {calibrated:.2f} (calibrated for this embedding model)"
+
+
 def embedding_choices(current: Settings) -> list[tuple[str, str]]:
     """(provider, model) pairs a reindex can use: local always, OpenAI when a key is set."""
     choices = [("local", LOCAL_EMBEDDING_MODEL)]
@@ -253,6 +262,7 @@ with overview:
         f"**Embedding model:** {built.embedding_model} "
         f"({PROVIDER_LABELS.get(built.embedding_provider, built.embedding_provider)})  \n"
         f"**Chunks:** {built.chunk_size} characters, {built.chunk_overlap} overlap  \n"
+        f"**Off-topic below:** {threshold_text(stats.relevance_threshold, settings)}  \n"
         f"**Built:** {_when(stats.built_at)} · **last reindex:** {_when(stats.reindexed_at)}"
     )
     if differences := config_differences(built, index_config(settings)):

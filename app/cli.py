@@ -421,6 +421,7 @@ def _index_eval_docs(index: DocumentIndex, paths: Sequence[Path]) -> dict[str, A
         "embedding_model": stats.config.embedding_model,
         "chunk_size": stats.config.chunk_size,
         "chunk_overlap": stats.config.chunk_overlap,
+        "relevance_threshold": stats.relevance_threshold,
         "ingest_s": round(ingest_s, 1),
     }
 
@@ -443,7 +444,9 @@ def _evaluate_answers(
             choice = build_chat_model(current)
         except ValueError as error:
             raise CommandError(str(error)) from None
-        pipeline = build_pipeline(current, search, choice, index.embed_texts)
+        pipeline = build_pipeline(
+            current, search, choice, index.embed_texts, index.relevance_threshold
+        )
         # One unscored answer first: loading the model and its first prompt are start-up costs,
         # paid once per process, not per question.
         pipeline.answer(questions[0].question)

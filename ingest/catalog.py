@@ -54,6 +54,11 @@ MIGRATIONS = (
         "an instruction flag's location (slide, sheet, heading) beside its page",
         ("ALTER TABLE instruction_flags ADD COLUMN location TEXT",),
     ),
+    Migration(
+        3,
+        "the low-relevance threshold calibrated for the embedder the index was built with",
+        ("ALTER TABLE index_state ADD COLUMN relevance_threshold REAL",),
+    ),
 )
 
 
@@ -69,13 +74,18 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class IndexState:
-    """The index in use: its Chroma collection, version and the config it was built with."""
+    """The index in use: its Chroma collection, version and the config it was built with.
+
+    `relevance_threshold` is the low-relevance cut-off calibrated for the config's embedder when
+    the collection was built (None: none is known, or the index predates the record).
+    """
 
     collection: str
     version: int
     config: IndexConfig
     built_at: str
     reindexed_at: str | None
+    relevance_threshold: float | None = None
 
 
 class Catalog:
@@ -96,14 +106,23 @@ class Catalog:
             row["chunk_overlap"],
         )
         return IndexState(
-            row["collection"], row["version"], config, row["built_at"], row["reindexed_at"]
+            row["collection"],
+            row["version"],
+            config,
+            row["built_at"],
+            row["reindexed_at"],
+            row["relevance_threshold"],
         )
 
-    def initialise_state(self, collection: str, config: IndexConfig, now: str) -> IndexState:
+    def initialise_state(
+        self, collection: str, config: IndexConfig, now: str, relevance_threshold: float | None
+    ) -> IndexState:
         with self._db.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO index_state VALUES (1, ?, 1, ?, ?, ?, ?, ?, NULL)",
-                (collection, *_config_row(config), now),
+                "INSERT OR IGNORE INTO index_state (id, collection, version, embedding_provider,"
+                " embedding_model, chunk_size, chunk_overlap, built_at, relevance_threshold)"
+                " VALUES (1, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (collection, *_config_row(config), now, relevance_threshold),
             )
         state = self.state()
         if state is None:
@@ -180,6 +199,7 @@ class Catalog:
         chunk_counts: dict[str, int],
         now: str,
         flags: dict[str, list[InstructionFlag]] | None = None,
+        relevance_threshold: float | None = None,
     ) -> int:
         """Make a rebuilt collection the active one, in one atomic step; returns the new version.
 
@@ -196,9 +216,9 @@ class Catalog:
                     _insert_flags(db, doc_id, found)
             db.execute(
                 "UPDATE index_state SET collection = ?, embedding_provider = ?,"
-                " embedding_model = ?, chunk_size = ?, chunk_overlap = ?, reindexed_at = ?"
-                " WHERE id = 1",
-                (collection, *_config_row(config), now),
+                " embedding_model = ?, chunk_size = ?, chunk_overlap = ?, reindexed_at = ?,"
+                " relevance_threshold = ? WHERE id = 1",
+                (collection, *_config_row(config), now, relevance_threshold),
             )
             return _bump_version(db)
 

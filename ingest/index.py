@@ -22,6 +22,7 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
 from ingest.chunking import embedding_text, split_document
+from ingest.embeddings import calibrated_threshold
 from ingest.formats.ocr import Ocr
 from ingest.instructions import InstructionFlag, find_instructions
 from ingest.keyword import KeywordIndex
@@ -36,6 +37,8 @@ CATALOG_FILE = "docqa.sqlite3"
 # Chunks embedded and stored per step: large enough to keep the embedder busy, small enough that
 # memory does not grow with the document.
 WRITE_BATCH = 64
+# Query embeddings kept for reuse: a question and its sentences, asked for twice by hybrid search.
+RECENT_QUERIES = 16
 # Texts embedded between two chances for searches to go first (two model runs, ~0.1 s here).
 EMBED_STEP = 8
 
@@ -83,6 +86,7 @@ class IndexStats:
     config: IndexConfig
     built_at: str
     reindexed_at: str | None
+    relevance_threshold: float | None
     disk_bytes: int
     collection: str
 
@@ -114,11 +118,12 @@ class DocumentIndex:
         self._write_guard = threading.RLock()
         self._steps = WriteSteps()
         self._embeddings_factory = embeddings_factory
-        self._last_query: tuple[str, Embeddings, list[float]] | None = None
+        self._recent_queries: dict[tuple[str, int], tuple[Embeddings, list[float]]] = {}
+        self._recent_guard = threading.Lock()
         self._catalog = Catalog(data_dir / CATALOG_FILE)
         self._client = _open_chroma(data_dir / "chroma", chroma_url)
         state = self._catalog.state() or self._catalog.initialise_state(
-            f"{COLLECTION_PREFIX}1", default_config, _now()
+            f"{COLLECTION_PREFIX}1", default_config, _now(), _calibration(default_config)
         )
         self._embeddings = embeddings_factory(state.config)
         self._vectors = ChunkVectors(self._client, state.collection, self._embeddings)
@@ -141,6 +146,12 @@ class DocumentIndex:
         return self._state.config
 
     @property
+    def relevance_threshold(self) -> float | None:
+        """The low-relevance threshold of the embedder this index was built with (None: that
+        embedder was never calibrated, so no cosine similarity reads as off-topic)."""
+        return _threshold_of(self._state)
+
+    @property
     def is_empty(self) -> bool:
         return not self._catalog.doc_ids()
 
@@ -158,11 +169,16 @@ class DocumentIndex:
         """The file as it was uploaded, from the stored copy."""
         return (self.data_dir / record.stored_path).read_bytes()
 
-    def search(self, query: str, k: int) -> list[SearchHit]:
-        """Vector search: the k chunks most similar to the query, score = cosine similarity."""
+    def search(self, query: str, k: int, also: Sequence[str] = ()) -> list[SearchHit]:
+        """Vector search: the k chunks most similar to the query, score = cosine similarity.
+
+        `also` holds other forms of the same question (its sentences, say): each chunk then
+        counts with its best cosine over all the forms.
+        """
         if not query.strip():
             return []
-        return self._read(lambda: self._catalogued(lambda n: self._vector_search(query, n), k))
+        forms = _forms(query, also)
+        return self._read(lambda: self._catalogued(lambda n: self._vector_search(forms, n), k))
 
     def keyword_search(self, query: str, k: int) -> list[SearchHit]:
         """BM25 keyword search over the same chunks, score = BM25 score."""
@@ -170,11 +186,15 @@ class DocumentIndex:
             return []
         return self._read(lambda: self._catalogued(lambda n: self._keyword.search(query, n), k))
 
-    def similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
-        """Cosine similarity of the query to each hit's chunk (for hits found by keywords)."""
+    def similarities(
+        self, query: str, hits: Sequence[SearchHit], also: Sequence[str] = ()
+    ) -> list[float]:
+        """Cosine similarity of the query to each hit's chunk (for hits found by keywords); the
+        best over the query and the forms in `also`, as `search` scores them."""
         if not hits:
             return []
-        return self._read(lambda: self._similarities(query, hits))
+        forms = _forms(query, also)
+        return self._read(lambda: self._similarities(forms, hits))
 
     def _catalogued(self, find: Callable[[int], list[SearchHit]], k: int) -> list[SearchHit]:
         """The best k hits of catalogued documents. A file being added writes its chunks before
@@ -189,19 +209,24 @@ class DocumentIndex:
                 return kept[:k]
             wanted *= 2
 
-    def _vector_search(self, query: str, k: int) -> list[SearchHit]:
+    def _vector_search(self, forms: Sequence[str], k: int) -> list[SearchHit]:
         if self._vectors.count() == 0:
             return []
-        found = self._vectors.nearest(self._query_vector(query), k)
-        return [_hit(document, distance) for document, distance in found]
+        best: dict[tuple[str, int], SearchHit] = {}
+        for form in forms:
+            for document, distance in self._vectors.nearest(self._query_vector(form), k):
+                hit = _hit(document, distance)
+                place = (hit.doc_id, hit.chunk_index)
+                if place not in best or hit.score > best[place].score:
+                    best[place] = hit
+        # sorted() is stable: equal scores keep the order the first form found them in.
+        return sorted(best.values(), key=lambda hit: -hit.score)[:k]
 
-    def _similarities(self, query: str, hits: Sequence[SearchHit]) -> list[float]:
+    def _similarities(self, forms: Sequence[str], hits: Sequence[SearchHit]) -> list[float]:
         ids = [f"{hit.doc_id}:{hit.chunk_index}" for hit in hits]
         vectors = self._vectors.vectors(ids)
-        query_vector = np.asarray(self._query_vector(query))
-        return [
-            round(float(np.dot(query_vector, vectors[i])), 4) if i in vectors else 0.0 for i in ids
-        ]
+        queries = np.asarray([self._query_vector(form) for form in forms])
+        return [round(float(np.max(queries @ vectors[i])), 4) if i in vectors else 0.0 for i in ids]
 
     def stats(self) -> IndexStats:
         records = self.documents()
@@ -214,6 +239,7 @@ class DocumentIndex:
             config=state.config,
             built_at=state.built_at,
             reindexed_at=state.reindexed_at,
+            relevance_threshold=_threshold_of(state),
             disk_bytes=_folder_size(self.data_dir),
             collection=state.collection,
         )
@@ -327,7 +353,9 @@ class DocumentIndex:
                 shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
                 raise
             old, old_keyword = self._state.collection, self._keyword
-            version = self._catalog.switch_collection(name, config, counts, _now(), flags)
+            version = self._catalog.switch_collection(
+                name, config, counts, _now(), flags, _calibration(config)
+            )
             new_keyword.set_version(version)
             self._embeddings, self._vectors, self._keyword = embeddings, new_vectors, new_keyword
             self._state = self._catalog.state() or self._state
@@ -369,13 +397,19 @@ class DocumentIndex:
             return self._embeddings.embed_documents(texts)
 
     def _query_vector(self, query: str) -> list[float]:
-        """The query's embedding; hybrid search asks twice (vector half, then similarities)."""
+        """The query's embedding; hybrid search asks twice for each form of a question (vector
+        half, then similarities), so the last few are kept."""
         embeddings = self._embeddings
-        cached = self._last_query
-        if cached is not None and cached[0] == query and cached[1] is embeddings:
-            return cached[2]
+        key = (query, id(embeddings))
+        with self._recent_guard:
+            cached = self._recent_queries.get(key)
+        if cached is not None and cached[0] is embeddings:
+            return cached[1]
         vector = embeddings.embed_query(query)
-        self._last_query = (query, embeddings, vector)
+        with self._recent_guard:
+            if len(self._recent_queries) >= RECENT_QUERIES:
+                self._recent_queries.pop(next(iter(self._recent_queries)))
+            self._recent_queries[key] = (embeddings, vector)
         return vector
 
     def _follow_switch(self) -> bool:
@@ -522,6 +556,21 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def _forms(query: str, also: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([query, *(form for form in also if form.strip())]))
+
+
+def _calibration(config: IndexConfig) -> float | None:
+    return calibrated_threshold(config.embedding_provider, config.embedding_model)
+
+
+def _threshold_of(state: IndexState) -> float | None:
+    # An index from before thresholds were recorded was built with the same embedders as now.
+    if state.relevance_threshold is not None:
+        return state.relevance_threshold
+    return _calibration(state.config)
 
 
 def _open_chroma(path: Path, url: str | None) -> chromadb.ClientAPI:

@@ -68,18 +68,28 @@ def build_ledger(settings: Settings) -> SpendLedger:
 
 
 def build_pipeline(
-    settings: Settings, search: SearchFn, choice: ChatModelChoice, embed: EmbedFn | None = None
+    settings: Settings,
+    search: SearchFn,
+    choice: ChatModelChoice,
+    embed: EmbedFn | None = None,
+    index_threshold: float | None = None,
 ) -> AnswerPipeline:
     """The answer pipeline over a search function, with the settings' retrieval knobs.
 
     `embed` (the index's embedder) lets attribution recognise a paraphrased sentence as supported.
+    `index_threshold` is the low-relevance threshold calibrated for the index's embedder; a
+    threshold in the settings overrides it.
     """
     return AnswerPipeline(
         search,
         choice,
         settings.top_k,
         settings.max_answer_tokens,
-        settings.low_relevance_threshold,
+        (
+            index_threshold
+            if settings.low_relevance_threshold is None
+            else settings.low_relevance_threshold
+        ),
         evidence_tokens=settings.evidence_tokens,
         embed=embed,
         secrets=secret_values(settings),

@@ -176,7 +176,13 @@ class AnswerService:
         asker: Asker,
         choice: ChatModelChoice,
     ) -> Iterator[ServiceEvent]:
-        pipeline = build_pipeline(self.settings, self.search, choice, self.index.embed_texts)
+        pipeline = build_pipeline(
+            self.settings,
+            self.search,
+            choice,
+            self.index.embed_texts,
+            self.index.relevance_threshold,
+        )
         config = answer_config(
             self.tracing,
             page=asker.page,

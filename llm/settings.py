@@ -22,10 +22,6 @@ LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_LOCAL_MODEL = "qwen2.5-1.5b"
 DEFAULT_OPENAI_CHAT_MODEL = "gpt-4o-mini"
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
-# Calibrated for all-MiniLM-L6-v2 by tests/benchmarks/bench_retrieval.py on the best passage's
-# cosine similarity: 0.36-0.80 for the development questions, 0.13-0.26 for 22 on absent topics;
-# 0.31 lies equally many standard deviations from both groups' means. Other embedders need theirs.
-DEFAULT_LOW_RELEVANCE_THRESHOLD = 0.31
 
 # Dollars per million tokens (input, output); local and extractive answers cost nothing.
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
@@ -60,11 +56,14 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=150, ge=0, le=2000)
     top_k: int = Field(default=5, ge=1, le=50)
     search_mode: SearchMode = "hybrid"
-    low_relevance_threshold: float = Field(
-        default=DEFAULT_LOW_RELEVANCE_THRESHOLD,
+    low_relevance_threshold: float | None = Field(
+        default=None,
         ge=-1.0,
         le=1.0,
-        description="below this cosine similarity of the best passage, answers carry a warning",
+        description=(
+            "below this cosine similarity of the best passage, a question reads as off-topic;"
+            " unset, the threshold calibrated for the index's embedder applies"
+        ),
     )
     max_upload_mb: int = Field(default=50, ge=1)
     tesseract_cmd: str = Field(

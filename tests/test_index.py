@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import IndexConfig
-from ingest.embeddings import MiniLMEmbeddings
+from ingest.embeddings import MiniLMEmbeddings, calibrated_threshold
 from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
 from ingest.priority import WritesInterrupted, WriteSteps
 
@@ -219,6 +219,31 @@ def test_a_write_step_waits_for_reads_and_stops_once_interrupted() -> None:
     gate.interrupt()
     with pytest.raises(WritesInterrupted):
         gate.before_write_step()
+
+
+def test_the_index_keeps_the_relevance_threshold_of_the_embedder_it_was_built_with(
+    data_dir: Path, good_pdfs: Path
+) -> None:
+    index = open_index(data_dir)
+    try:
+        assert index.relevance_threshold == calibrated_threshold("local", CONFIG.embedding_model)
+        assert index.stats().relevance_threshold == 0.31
+        index.add_paths([good_pdfs / "crazyones-pdfa.pdf"])
+        # OpenAI's API cannot be reached here: MiniLM stands in for its vectors. What is checked is
+        # that the index now carries the (missing) calibration of the embedder it was rebuilt with.
+        index.reindex(IndexConfig("openai", "text-embedding-3-small", 1000, 150))
+        assert index.relevance_threshold is None
+    finally:
+        index.close()
+    reopened = open_index(data_dir)
+    try:
+        assert reopened.config.embedding_provider == "openai"
+        # The default config it was opened with (MiniLM) does not lend the index its threshold.
+        assert reopened.relevance_threshold is None
+        reopened.reindex(CONFIG)
+        assert reopened.relevance_threshold == 0.31
+    finally:
+        reopened.close()
 
 
 def test_reindex_switches_collection_and_counts(index: DocumentIndex, good_pdfs: Path) -> None:

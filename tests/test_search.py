@@ -14,9 +14,10 @@ from ingest.embeddings import MiniLMEmbeddings
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
 from llm.answering.pipeline import LOW_RELEVANCE_ANSWER, AnswerPipeline
+from llm.components import build_pipeline
 from llm.models.choice import build_chat_model, extractive_choice
-from llm.retrieval.modes import is_low_relevance, make_search
-from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD, load_settings
+from llm.retrieval.modes import is_low_relevance, make_search, sentence_forms
+from llm.settings import load_settings
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
 EMBEDDER = MiniLMEmbeddings()
@@ -30,7 +31,9 @@ CORPUS = {
     "login.txt": "Two-factor login codes are sent by text message to your phone.",
     "bread.txt": "Knead the dough for ten minutes and let it rise overnight in a cool place.",
 }
-MIXED_QUESTION = "How can I change my account password? This is about ticket KX-4471."
+MIXED_QUESTION = "How can I change my account password (ticket KX-4471)?"
+# The same ask in two sentences, so it is also searched sentence by sentence.
+TWO_SENTENCES = "How can I change my account password? This is about ticket KX-4471."
 ANSWERED_QUESTION = "How do I change the passphrase I sign in with?"
 ABSENT_QUESTION = "Who won the football World Cup in 2018?"
 
@@ -125,7 +128,7 @@ def test_low_relevance_is_flagged_for_an_absent_topic_and_not_for_an_answered_on
         extractive_choice(),
         top_k=3,
         max_answer_tokens=64,
-        low_relevance_threshold=DEFAULT_LOW_RELEVANCE_THRESHOLD,
+        low_relevance_threshold=corpus_index.relevance_threshold,
     )
     answered = pipeline.answer(ANSWERED_QUESTION)
     assert not answered.low_relevance
@@ -136,13 +139,17 @@ def test_low_relevance_is_flagged_for_an_absent_topic_and_not_for_an_answered_on
     assert absent.low_relevance
     # The weak matches are still listed as sources, but none is quoted as if it answered.
     assert absent.answer == LOW_RELEVANCE_ANSWER
-    assert absent.sources and max(s.score for s in absent.sources) < DEFAULT_LOW_RELEVANCE_THRESHOLD
+    threshold = corpus_index.relevance_threshold
+    assert threshold is not None
+    assert absent.sources and max(s.score for s in absent.sources) < threshold
 
 
 @pytest.mark.slow
 def test_the_local_model_is_not_asked_from_weak_matches(corpus_index: DocumentIndex) -> None:
     choice = build_chat_model(load_settings(llm_provider="local"))
-    pipeline = AnswerPipeline(make_search(corpus_index, "hybrid"), choice, 2, 24)
+    pipeline = AnswerPipeline(
+        make_search(corpus_index, "hybrid"), choice, 2, 24, corpus_index.relevance_threshold
+    )
     result = pipeline.answer(ABSENT_QUESTION)
     assert result.low_relevance and result.answer == LOW_RELEVANCE_ANSWER
     assert result.prompt_messages == [] and result.usage.total_tokens == 0
@@ -184,6 +191,41 @@ def test_eval_compares_every_mode_on_one_ingest(
     assert not any(row[:1] in (["vector"], ["hybrid"]) for row in rows)
 
 
+def test_a_question_of_several_sentences_is_also_searched_sentence_by_sentence() -> None:
+    assert sentence_forms("How do I change the passphrase I sign in with?") == []
+    assert sentence_forms(MIXED_QUESTION) == []
+    assert sentence_forms(TWO_SENTENCES) == [
+        "How can I change my account password?",
+        "This is about ticket KX-4471.",
+    ]
+    # A fragment too short to carry a topic of its own is left out, but the rest still counts.
+    assert sentence_forms("I want my pallets delivered on Monday. How?") == [
+        "I want my pallets delivered on Monday."
+    ]
+
+
+def test_each_chunk_scores_its_best_cosine_over_the_forms_of_the_question(
+    corpus_index: DocumentIndex,
+) -> None:
+    forms = sentence_forms(TWO_SENTENCES)
+    alone = [
+        {hit.source: hit.score for hit in corpus_index.search(query, 4)}
+        for query in (TWO_SENTENCES, *forms)
+    ]
+    best = {name: max(scores[name] for scores in alone) for name in CORPUS}
+    together = corpus_index.search(TWO_SENTENCES, 4, also=forms)
+    assert {hit.source: hit.score for hit in together} == best
+    assert [hit.score for hit in together] == sorted(best.values(), reverse=True)
+    # The sentence naming the ticket finds it far better than the whole question does.
+    assert best["ticket.txt"] > alone[0]["ticket.txt"] + 0.1
+    hits = corpus_index.keyword_search(TWO_SENTENCES, 4)
+    scores = corpus_index.similarities(TWO_SENTENCES, hits, also=forms)
+    assert scores == [best[hit.source] for hit in hits]
+    # What hybrid search shows for a chunk is that same best cosine.
+    hybrid = make_search(corpus_index, "hybrid")(TWO_SENTENCES, 4)
+    assert {hit.source: hit.score for hit in hybrid} == best
+
+
 def test_a_weak_cosine_still_counts_when_a_passage_holds_most_of_the_question_words() -> None:
     page = SearchHit("c", "crazy.pdf", 1, 0, 0.28, "Here's to the misfits. The rebels.")
     assert not is_low_relevance([page], 0.31, "Who are the misfits?")
@@ -191,3 +233,22 @@ def test_a_weak_cosine_still_counts_when_a_passage_holds_most_of_the_question_wo
     assert is_low_relevance([replace(page, score=0.2)], 0.31, "Which rebels won the cup?")
     assert not is_low_relevance([replace(page, score=0.4)], 0.31, "Who won the cup?")
     assert is_low_relevance([], 0.31, "Who are the misfits?")
+
+
+def test_an_embedder_never_calibrated_has_no_cosine_cut_off() -> None:
+    weak = SearchHit("c", "crazy.pdf", 1, 0, 0.05, "Here's to the misfits. The rebels.")
+    assert not is_low_relevance([weak], None, "Who won the football world cup?")
+    assert is_low_relevance([], None, "Who won the football world cup?")
+
+
+def test_a_threshold_in_the_settings_overrides_the_index_s_own() -> None:
+    def search(query: str, k: int) -> list[SearchHit]:
+        return []  # the pipelines are only built, never asked
+
+    calibrated = build_pipeline(load_settings(), search, extractive_choice(), None, 0.31)
+    assert calibrated.low_relevance_threshold == 0.31
+    uncalibrated = build_pipeline(load_settings(), search, extractive_choice(), None, None)
+    assert uncalibrated.low_relevance_threshold is None
+    chosen = load_settings(low_relevance_threshold=0.5)
+    overridden = build_pipeline(chosen, search, extractive_choice(), None, 0.31)
+    assert overridden.low_relevance_threshold == 0.5

@@ -71,6 +71,8 @@ def open_all(data: Path, tmp_path: Path) -> None:
         vector_hits = index.search("a blind text that shows what the font looks like", 3)
         assert [hit.doc_id for hit in vector_hits] == [DOC_ID] * 3
         assert "blind text" in vector_hits[0].text and vector_hits[0].score > 0.5
+        # 0.1.0 recorded no threshold; its embedder (MiniLM) has one calibrated.
+        assert index.relevance_threshold == 0.31
     finally:
         index.close()
     SpendLedger(data / "ledger.sqlite3", Caps(1.0, 5.0, 20.0), clock=lambda: FIXTURE_DAY)

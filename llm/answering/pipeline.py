@@ -32,7 +32,6 @@ from llm.models.choice import EXTRACTIVE_MODEL, ChatModelChoice
 from llm.models.llama import message_dicts
 from llm.retrieval.modes import is_low_relevance
 from llm.retrieval.retriever import IndexRetriever, SearchFn, document_to_hit
-from llm.settings import DEFAULT_LOW_RELEVANCE_THRESHOLD
 
 MAX_HISTORY_TURNS = 3
 CONDENSE_MAX_TOKENS = 96
@@ -342,7 +341,7 @@ class AnswerPipeline:
         choice: ChatModelChoice,
         top_k: int,
         max_answer_tokens: int,
-        low_relevance_threshold: float = DEFAULT_LOW_RELEVANCE_THRESHOLD,
+        low_relevance_threshold: float | None = None,
         evidence_tokens: int = 0,
         embed: EmbedFn | None = None,
         secrets: Sequence[str] = (),

@@ -17,8 +17,9 @@ questions, all answerable, against OFF_TOPIC questions about subjects absent fro
 
 Latency: synthetic chunks go straight into a real index (Chroma + BM25): texts draw words with the
 manuals' frequencies, vectors are real chunk vectors plus noise, so HNSW sees clustered data. The
-timed search is the product's: embed the question, vector and keyword search, fusion, cosine of
-keyword-only hits.
+timed search is the product's: embed the question (and each of its sentences when it has several),
+vector and keyword search, fusion, cosine of keyword-only hits; "hybrid-1" is the same search
+with the question embedded whole only, the baseline of what the sentences cost.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from ingest.catalog import IndexConfig
 from ingest.chunking import split_document
-from ingest.embeddings import MiniLMEmbeddings
+from ingest.embeddings import MiniLMEmbeddings, calibrated_threshold
 from ingest.index import DocumentIndex, expand_paths
 from ingest.records import LoadedDocument, Page, SearchHit
 from llm.evaluation.retrieval_eval import EvalReport, Question, evaluate, load_questions
@@ -270,9 +271,9 @@ def calibration(eval_dir: Path, keep: Path | None) -> None:
         f" means {low:.3f} / {high:.3f}, sd {low_sd:.3f} / {high_sd:.3f};"
         f" equal-z point {equal_z:.3f} ({(high - equal_z) / high_sd:.1f} sd)"
     )  # fmt: skip
-    threshold = DEFAULTS["low_relevance_threshold"].default
+    threshold = calibrated_threshold("local", EMBEDDER.model_name)
     print(
-        f"  at the setting {threshold}: {sum(s < threshold for s in answerable)} answerable and "
+        f"  at the calibrated {threshold}: {sum(s < threshold for s in answerable)} answerable and "
         f"{sum(s >= threshold for s in absent)} absent questions misjudged"
     )
 
@@ -304,6 +305,17 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: 
     index._keyword.refresh()
 
 
+def whole_question_only(search: SearchFn) -> SearchFn:
+    """The search without the extra forms of a question written as several sentences: the
+    baseline of what searching them as well costs."""
+
+    def searched(query: str, k: int) -> list[SearchHit]:
+        with mock.patch("llm.retrieval.modes.sentence_forms", lambda question: []):
+            return search(query, k)
+
+    return searched
+
+
 def latency(eval_dir: Path, sizes: Sequence[int], keep: Path | None, rounds: int) -> None:
     questions = [q.question for q in load_questions(eval_dir / "qa.jsonl")] + list(OFF_TOPIC)
     with eval_index(eval_dir, DEFAULT_CONFIG, keep) as index:
@@ -323,6 +335,7 @@ def latency(eval_dir: Path, sizes: Sequence[int], keep: Path | None, rounds: int
                 fill(index, size, centres, seed=size, docs=eval_dir / "docs")
                 filled_s = time.monotonic() - started
                 searches = {mode: make_search(index, mode) for mode in ("vector", "hybrid")}
+                searches["hybrid-1"] = whole_question_only(searches["hybrid"])
                 timings: dict[str, list[float]] = {mode: [] for mode in searches}
                 for search in searches.values():
                     search(questions[0], TOP_K)
