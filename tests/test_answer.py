@@ -278,7 +278,9 @@ def test_a_vague_follow_up_is_searched_again_with_the_previous_question():
         score = 0.6 if "zephyr" in query.lower() else 0.1
         return [dataclasses.replace(hit, score=score) for hit in PASSAGES[:k]]
 
-    pipeline = AnswerPipeline(cosine_search, choice, top_k=2, max_answer_tokens=32)
+    pipeline = AnswerPipeline(
+        cosine_search, choice, top_k=2, max_answer_tokens=32, low_relevance_threshold=0.3
+    )
     history = [("Tell me about the Zephyr X2 bicycle.", "It has a carbon frame [1].")]
     result = pipeline.answer("When was it written?", history)
     assert result.standalone_question == "Tell me about the Zephyr X2 bicycle. When was it written?"
@@ -289,7 +291,9 @@ def test_a_vague_follow_up_is_searched_again_with_the_previous_question():
     own_topic = pipeline.answer("What is the boiling point of water?", history)
     assert own_topic.low_relevance and own_topic.answer == LOW_RELEVANCE_ANSWER
 
-    alone = AnswerPipeline(cosine_search, choice, top_k=2, max_answer_tokens=32)
+    alone = AnswerPipeline(
+        cosine_search, choice, top_k=2, max_answer_tokens=32, low_relevance_threshold=0.3
+    )
     model.responses, model.i = ["When was it written?"], 0
     vague = alone.answer("When was it written?")
     assert vague.low_relevance and vague.answer == LOW_RELEVANCE_ANSWER

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import math
 import statistics
 import tempfile
@@ -43,7 +44,7 @@ from ingest.catalog import IndexConfig
 from ingest.chunking import split_document
 from ingest.embeddings import MiniLMEmbeddings, calibrated_threshold
 from ingest.index import DocumentIndex, expand_paths
-from ingest.records import LoadedDocument, Page, SearchHit
+from ingest.records import DocumentRecord, LoadedDocument, Page, SearchHit
 from llm.evaluation.retrieval_eval import EvalReport, Question, evaluate, load_questions
 from llm.retrieval.fusion import reciprocal_rank_fusion
 from llm.retrieval.modes import FUSION_DEPTH, SEARCH_MODES, SearchFn, make_search
@@ -286,7 +287,6 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: 
     words drawn with the frequencies of the PDFs in `docs`."""
     words, p = word_frequencies(docs)
     rng = np.random.default_rng(seed)
-    version = index.version
     for number, texts in enumerate(synthetic_docs(size, words, p, seed)):
         doc_id = f"synthetic{number:05d}"
         noisy = centres[rng.integers(len(centres), size=len(texts))]
@@ -300,9 +300,16 @@ def fill(index: DocumentIndex, size: int, centres: np.ndarray, seed: int, docs: 
             Document(page_content=t, metadata=m) for t, m in zip(texts, metadatas, strict=True)
         ]
         index._vectors.add([f"{doc_id}:{n}" for n in range(len(texts))], chunks, noisy.tolist())
-        version += 1
+        # Searches see only catalogued documents (a file being added is invisible until whole).
+        version = index._catalog.add(synthetic_record(doc_id, len(texts)))
         index._keyword.add(doc_id, chunks, version)
     index._keyword.refresh()
+
+
+def synthetic_record(doc_id: str, chunks: int) -> DocumentRecord:
+    sha256 = hashlib.sha256(doc_id.encode()).hexdigest()
+    pages = chunks // 3 + 1
+    return DocumentRecord(doc_id, f"{doc_id}.pdf", sha256, "pdf", pages, chunks, 0, "", "")
 
 
 def whole_question_only(search: SearchFn) -> SearchFn:
@@ -343,6 +350,8 @@ def latency(eval_dir: Path, sizes: Sequence[int], keep: Path | None, rounds: int
                 for _ in range(rounds):
                     for question in questions:
                         for mode, search in searches.items():
+                            # A new question is embedded: no mode reuses another's embeddings.
+                            index._recent_queries.clear()
                             began = time.perf_counter()
                             search(question, TOP_K)
                             timings[mode].append((time.perf_counter() - began) * 1000)
