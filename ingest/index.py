@@ -213,8 +213,9 @@ class DocumentIndex:
         if self._vectors.count() == 0:
             return []
         best: dict[tuple[str, int], SearchHit] = {}
-        for form in forms:
-            for document, distance in self._vectors.nearest(self._query_vector(form), k):
+        found = self._vectors.nearest_each([self._query_vector(form) for form in forms], k)
+        for nearest in found:
+            for document, distance in nearest:
                 hit = _hit(document, distance)
                 place = (hit.doc_id, hit.chunk_index)
                 if place not in best or hit.score > best[place].score:

@@ -16,7 +16,8 @@ class ChunkVectors:
     """One Chroma collection of chunks: written with vectors computed here (the embedded text
     carries the document title, the stored text does not), searched by vector.
 
-    chromadb's collection API does the writing and reading; langchain-chroma the search.
+    chromadb's collection API does the writing and reading; langchain-chroma the search of one
+    vector, chromadb's the search of several at once.
     """
 
     def __init__(self, client: chromadb.ClientAPI, name: str, embeddings: Embeddings) -> None:
@@ -52,6 +53,26 @@ class ChunkVectors:
     def nearest(self, vector: list[float], k: int) -> list[tuple[Document, float]]:
         """The k chunks nearest the vector, with their cosine distances."""
         return self._search.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+
+    def nearest_each(
+        self, vectors: list[list[float]], k: int
+    ) -> list[list[tuple[Document, float]]]:
+        """`nearest` for each vector, in one query: langchain-chroma takes one vector a call, and
+        each call walks the index and reads the metadata again."""
+        if len(vectors) == 1:
+            return [self.nearest(vectors[0], k)]
+        found = self._collection.query(
+            query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            [
+                (Document(page_content=text, metadata=meta), distance)
+                for text, meta, distance in zip(texts, metas, distances, strict=True)
+            ]
+            for texts, metas, distances in zip(
+                found["documents"], found["metadatas"], found["distances"], strict=True
+            )
+        ]
 
     def vectors(self, ids: list[str] | None = None) -> dict[str, list[float]]:
         """The stored vectors of these chunk ids (None: of every chunk)."""
