@@ -27,7 +27,7 @@ from ingest.ownership import DataDirBusy
 from ingest.queue import QUEUE_FILE, IngestQueue, Job, QueuedFile, worker_running
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
-from llm.answering.pipeline import Source
+from llm.answering.pipeline import Source, warm_up
 from llm.answering.questions import clean_question, question_problem
 from llm.components import build_index, build_ledger, build_pipeline, index_config
 from llm.evaluation.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
@@ -447,9 +447,9 @@ def _evaluate_answers(
         pipeline = build_pipeline(
             current, search, choice, index.embed_texts, index.relevance_threshold
         )
-        # One unscored answer first: loading the model and its first prompt are start-up costs,
-        # paid once per process, not per question.
-        pipeline.answer(questions[0].question)
+        # Loading the model and evaluating the fixed system prompt are start-up costs, paid once
+        # per process (the app pays them when it loads the model), not per question.
+        warm_up(choice)
         _say(f"answering {len(keys)} questions with {choice.provider} · {choice.model}")
         reports.append(
             evaluate_answers(

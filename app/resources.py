@@ -12,6 +12,7 @@ from ingest.worker import IndexWorker
 from llm.access.admin_auth import TryBook
 from llm.access.ledger import SpendLedger
 from llm.access.ratelimit import SharedBuckets
+from llm.answering.pipeline import warm_up
 from llm.components import build_index, build_ledger, build_worker, ocr_for
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.records.langsmith_tracing import Tracing, secret_values
@@ -75,7 +76,9 @@ def _worker(key: str, _index: DocumentIndex) -> IndexWorker:
 
 @st.cache_resource(show_spinner="Loading the language model…")
 def _chat_model(key: str, _settings: Settings) -> ChatModelChoice:
-    return build_chat_model(_settings)
+    choice = build_chat_model(_settings)
+    warm_up(choice)
+    return choice
 
 
 def _key(current: Settings, fields: set[str]) -> str:

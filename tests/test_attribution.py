@@ -103,6 +103,16 @@ def test_statements_that_the_documents_do_not_say_are_not_claims(embed) -> None:
     assert result.unsupported_share == 0.0 and not result.mostly_unsupported
 
 
+def test_a_sentence_that_only_points_at_the_sources_is_dropped(embed) -> None:
+    answer = (
+        "Use read.fwf with the field widths [1]. The source for this information is [1]. "
+        "These details are fully described in sources [1] and [2]."
+    )
+    result = attribute(answer, PASSAGES, embed)
+    assert result.text == "Use read.fwf with the field widths [1]."
+    assert result.claims == 1 and result.unsupported == 0
+
+
 def test_mostly_unsupported_answers_are_recognised(embed) -> None:
     answer = "The moon is made of cheese. Paris is the capital of Spain. Dogs need permission."
     result = attribute(answer, PASSAGES, embed)

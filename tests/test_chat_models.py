@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from llama_cpp import Llama
 
 import llm
-from llm.models.choice import approx_tokens, build_chat_model, resolve_provider
-from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx
+from llm.answering.pipeline import warm_up
+from llm.answering.prompts import ANSWER_PROMPT
+from llm.models.choice import (
+    ChatModelChoice,
+    approx_tokens,
+    build_chat_model,
+    resolve_provider,
+)
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx, message_dicts
 from llm.models.packaged import (
     LOCAL_MODELS,
     SMOLLM2,
@@ -252,3 +260,23 @@ def test_extra_buffers_are_kept_off_only_where_the_cpu_has_amx(tmp_path: Path) -
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
     assert not cpu_has_amx(cpuinfo)
     assert cpu_has_amx(tmp_path / "missing")
+
+
+def test_warm_up_leaves_the_answer_prompts_fixed_start_evaluated(tmp_path: Path) -> None:
+    # A model of its own: the module's model has evaluated other prompts already.
+    path = resolve_model_file(SMOLLM2.name, tmp_path / "models")
+    choice = ChatModelChoice(
+        "local", SMOLLM2.label, LlamaCppChatModel(model_path=path, model_name=SMOLLM2.label), 0
+    )
+    warm_up(choice)
+    llama = choice.chat_model._llama
+    evaluated = list(llama.input_ids[: llama.n_tokens])
+    question = ANSWER_PROMPT.format_messages(
+        context="[1]\nThe pump runs at 40 litres a minute.", question="How fast?", history=[]
+    )
+    rendered = choice.chat_model._formatter(messages=message_dicts(question)).prompt
+    prompt = llama.tokenize(rendered.encode(), add_bos=False, special=True)
+    system_tokens = choice.chat_model.count_prompt_tokens(question[:1])
+    # llama.cpp reuses the longest common prefix: the whole system message, and then some.
+    shared = Llama.longest_token_prefix(evaluated, prompt)
+    assert shared >= system_tokens > 20

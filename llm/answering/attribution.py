@@ -46,6 +46,15 @@ _FRAMING = frozenset(
         "need needs want specify specified set call called method methods simply just able"
     )
 )
+# A sentence made only of these points at the sources instead of saying anything ("The source for
+# this information is [2].", "See sources [1] and [3] for details."): the citations already point
+# there, so it is dropped from the answer rather than judged as a claim.
+_ABOUT_SOURCES = frozenset(
+    terms(
+        "source sources information detail details given provided found described fully shown "
+        "document documents passage passages mentioned above refer see more listed cited text"
+    )
+)
 _CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 _SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)", re.S)
 _LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
@@ -298,6 +307,8 @@ def _judge(
 ) -> SentenceSupport:
     given = tuple(n for n in dict.fromkeys(cited_numbers(piece.text)) if 1 <= n <= len(passages))
     words = sorted(set(terms(body)) - _FRAMING)
+    if not piece.code and words and not identifiers(body) and set(words) <= _ABOUT_SOURCES:
+        return SentenceSupport("", (), False, False, 0.0, piece.prefix.rstrip(" "))
     names = {n.casefold() for n in _CALL.findall(body)} if piece.code else identifiers(body)
     # A line that ends in a colon introduces what follows ("The relevant passages:").
     is_claim = (

@@ -29,7 +29,7 @@ from llm.answering.prompts import (
     format_source,
 )
 from llm.models.choice import EXTRACTIVE_MODEL, ChatModelChoice
-from llm.models.llama import message_dicts
+from llm.models.llama import LlamaCppChatModel, message_dicts
 from llm.retrieval.modes import is_low_relevance
 from llm.retrieval.retriever import IndexRetriever, SearchFn, document_to_hit
 
@@ -326,6 +326,16 @@ def _joined_question(question: str, history: Sequence[tuple[str, str]]) -> str:
     # Without a model to rewrite the follow-up, search with the previous question too: it usually
     # names the topic that "it"/"that"/"and the price?" refer to.
     return f"{history[-1][0]} {question}"
+
+
+def warm_up(choice: ChatModelChoice) -> None:
+    """Load the local model and evaluate the answer prompt's fixed start (the system prompt), so
+    the first question waits only for its own passages. Remote models are left alone: a call there
+    costs money and they keep no prompt state of ours."""
+    if isinstance(choice.chat_model, LlamaCppChatModel):
+        choice.chat_model.warm_up(
+            ANSWER_PROMPT.format_messages(context="", question="", history=[])
+        )
 
 
 def _words(text: str) -> list[str]:

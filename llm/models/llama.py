@@ -78,7 +78,9 @@ class LlamaCppChatModel(BaseChatModel):
     repeat_penalty: float = 1.15
     # Having read <context>/<question>, SmolLM2 sometimes opens a tag of its own on a new line and
     # then repeats its answer until max_tokens; a line that starts with a tag is never the answer.
-    stop: list[str] = Field(default_factory=lambda: ["\n<"])
+    # Qwen sometimes ends its answer by starting a list of "Sources:" of its own, which the app
+    # shows anyway.
+    stop: list[str] = Field(default_factory=lambda: ["\n<", "\nSources:"])
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
@@ -137,6 +139,13 @@ class LlamaCppChatModel(BaseChatModel):
         rendered = self._formatter(messages=message_dicts(messages))
         prompt = rendered.prompt.encode("utf-8")
         return len(llama.tokenize(prompt, add_bos=not rendered.added_special, special=True))
+
+    def warm_up(self, messages: list[BaseMessage]) -> None:
+        """Load the model and evaluate `messages` without answering: llama.cpp keeps the evaluated
+        tokens, so a later prompt that starts the same way pays only for the rest."""
+        llama = self._load()
+        with self._run_lock:
+            llama.create_chat_completion(messages=message_dicts(messages), max_tokens=1)
 
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {
