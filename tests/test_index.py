@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+import ingest.index as index_module
 from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings, calibrated_threshold
 from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
@@ -329,3 +332,22 @@ def test_another_instance_follows_a_reindex(index: DocumentIndex, data_dir: Path
     assert hit.source == "crazyones-pdfa.pdf"
     assert other.keyword_search("misfits", 1)[0].source == "crazyones-pdfa.pdf"
     assert other.config.chunk_size == 300
+
+
+def test_folder_size_skips_what_is_removed_while_it_walks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker swaps keyword-index folders while the Admin page sums the data dir: here the
+    # folder goes as soon as the walk reads its first size, before the walk reaches it.
+    (tmp_path / "kept.bin").write_bytes(b"x" * 10)
+    swapped = tmp_path / "keyword" / "bm25-1"
+    swapped.mkdir(parents=True)
+    (swapped / "index.bin").write_bytes(b"y" * 5)
+    real_stat = os.stat
+
+    def stat_while_swapping(path, *args, **kwargs):
+        shutil.rmtree(swapped, ignore_errors=True)
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(index_module.os, "stat", stat_while_swapping)
+    assert index_module._folder_size(tmp_path) == 10
