@@ -307,9 +307,9 @@ def _judge(
 ) -> SentenceSupport:
     given = tuple(n for n in dict.fromkeys(cited_numbers(piece.text)) if 1 <= n <= len(passages))
     words = sorted(set(terms(body)) - _FRAMING)
-    if not piece.code and words and not identifiers(body) and set(words) <= _ABOUT_SOURCES:
-        return SentenceSupport("", (), False, False, 0.0, piece.prefix.rstrip(" "))
     names = {n.casefold() for n in _CALL.findall(body)} if piece.code else identifiers(body)
+    if not piece.code and words and not names and set(words) <= _ABOUT_SOURCES:
+        return SentenceSupport("", (), False, False, 0.0, piece.prefix.rstrip(" "))
     # A line that ends in a colon introduces what follows ("The relevant passages:").
     is_claim = (
         len(words) + len(names) >= 2 and not body.endswith(":") and not _NOT_A_CLAIM.search(body)
