@@ -113,6 +113,36 @@ def test_a_sentence_that_only_points_at_the_sources_is_dropped(embed) -> None:
     assert result.claims == 1 and result.unsupported == 0
 
 
+def test_a_list_of_citations_is_removed_whole_and_a_bare_one_dropped(embed) -> None:
+    answer = (
+        "Use read.fwf with the field widths [1]. Writing is done by write.table [1] and [2].\n\n"
+        "[1], [2]"
+    )
+    result = attribute(answer, PASSAGES, embed)
+    assert result.text.rstrip() == (
+        "Use read.fwf with the field widths [1]. Writing is done by write.table [2]."
+    )
+    assert result.claims == 2 and result.unsupported == 0
+
+
+def test_a_sentence_cites_each_passage_that_supports_it_as_well(embed) -> None:
+    overlap = SearchHit(
+        "manual",
+        "R-data.pdf",
+        16,
+        4,
+        0.5,
+        "Function read.fwf provides a simple way to read such files, specifying a vector of "
+        "field widths. Widths may be negative to skip columns.",
+    )
+    passages = [*PASSAGES, overlap]
+    both = attribute("Function read.fwf reads such files given field widths [1].", passages, embed)
+    assert both.sentences[0].citations == (1, 4)
+    # The lease supports a sentence about cats; the manuals do not, so they are not added.
+    lease = attribute("Cats are allowed in the flat.", passages, embed)
+    assert lease.sentences[0].citations == (3,)
+
+
 def test_mostly_unsupported_answers_are_recognised(embed) -> None:
     answer = "The moon is made of cheese. Paris is the capital of Spain. Dogs need permission."
     result = attribute(answer, PASSAGES, embed)

@@ -280,3 +280,26 @@ def test_warm_up_leaves_the_answer_prompts_fixed_start_evaluated(tmp_path: Path)
     # llama.cpp reuses the longest common prefix: the whole system message, and then some.
     shared = Llama.longest_token_prefix(evaluated, prompt)
     assert shared >= system_tokens > 20
+
+
+def test_an_answer_after_another_prompt_pays_only_for_what_follows_the_warm_start(
+    tmp_path: Path,
+) -> None:
+    # A follow-up first runs the condensing prompt, which replaces what llama.cpp holds; the
+    # answer after it should still find the system prompt evaluated.
+    path = resolve_model_file(SMOLLM2.name, tmp_path / "models")
+    model = LlamaCppChatModel(model_path=path, model_name=SMOLLM2.label, max_tokens=4)
+    warm_up(ChatModelChoice("local", SMOLLM2.label, model, 0))
+    model.invoke([SystemMessage("Rewrite the last question."), HumanMessage("And dogs?")])
+    llama = model._llama
+    fed: list[int] = []
+    evaluate = llama.eval
+    llama.eval = lambda tokens: (fed.append(len(tokens)), evaluate(tokens))[1]
+    answer = ANSWER_PROMPT.format_messages(
+        context="[1]\nThe pump runs at 40 litres a minute.", question="How fast?", history=[]
+    )
+    list(model.stream(answer))
+    prompt_tokens = model.count_prompt_tokens(answer)
+    system_tokens = model.count_prompt_tokens(answer[:1])
+    # The prompt is read in one go (then one token per generated word): only its unshared part.
+    assert 0 < fed[0] <= prompt_tokens - system_tokens

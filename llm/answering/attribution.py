@@ -28,10 +28,20 @@ MEANING = 0.55
 # Above this share of unsupported claims the page leads with the quotes instead of the answer.
 MOSTLY_UNSUPPORTED = 0.5
 MAX_EVIDENCE = 3
+# A sentence also cites another passage that supports it nearly as well as the one it cites (the
+# same fact often stands in two overlapping chunks, or in a summary and its section), at most
+# this many in all.
+CO_SUPPORT = 0.9
+MAX_CITATIONS = 2
 MAX_QUOTE_CHARS = 300
 
 _CITATION = re.compile(
     r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:,|and|;)\s*(?:sources?\s*)?\d+)*)\]", re.I
+)
+# "[1] and [2]", "[1], [3]": removed as one, so the sentence is not left saying "in sources and."
+_CITATION_RUN = re.compile(
+    rf"{_CITATION.pattern}(?:\s*(?:,|and|&|;)\s*\[(?:sources?\s*)?\d+(?:\s*(?:,|and|;)\s*\d+)*\])*",
+    re.I,
 )
 # Names written like code: read.fwf, file_encoding, write.table(), --no-save, readRDS, ASN1_TYPE.
 _IDENTIFIER = re.compile(
@@ -52,7 +62,8 @@ _FRAMING = frozenset(
 _ABOUT_SOURCES = frozenset(
     terms(
         "source sources information detail details given provided found described fully shown "
-        "document documents passage passages mentioned above refer see more listed cited text"
+        "document documents passage passages mentioned above refer see more listed cited text "
+        "answer"
     )
 )
 _CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
@@ -178,7 +189,7 @@ def cited_numbers(text: str) -> list[int]:
 
 
 def strip_citations(text: str) -> str:
-    return _CITATION.sub("", text)
+    return _CITATION_RUN.sub("", text)
 
 
 def with_citations(text: str, numbers: Sequence[int], code: bool = False) -> str:
@@ -308,7 +319,9 @@ def _judge(
     given = tuple(n for n in dict.fromkeys(cited_numbers(piece.text)) if 1 <= n <= len(passages))
     words = sorted(set(terms(body)) - _FRAMING)
     names = {n.casefold() for n in _CALL.findall(body)} if piece.code else identifiers(body)
-    if not piece.code and words and not names and set(words) <= _ABOUT_SOURCES:
+    # Also what is left of a bare list of citations ("[1], [2]" -> ","): nothing to say.
+    bare = not words and not re.search(r"\w", body)
+    if not piece.code and not names and set(words) <= _ABOUT_SOURCES and (words or bare):
         return SentenceSupport("", (), False, False, 0.0, piece.prefix.rstrip(" "))
     # A line that ends in a colon introduces what follows ("The relevant passages:").
     is_claim = (
@@ -331,9 +344,15 @@ def _judge(
     if not supporting or (not piece.code and _UNFINISHED.search(body)):
         best = max((score for _, score in scored.values()), default=0.0)
         return SentenceSupport(text, (), False, True, best, piece.prefix, piece.code)
-    kept = tuple(n for n in given if n in supporting)
+    kept = tuple(n for n in given if n in supporting)[:MAX_CITATIONS]
     if not kept:
         kept = (max(supporting, key=lambda n: scored[n][1]),)
+    floor = CO_SUPPORT * max(scored[n][1] for n in kept)
+    also = sorted(
+        (n for n in supporting if n not in kept and scored[n][1] >= floor),
+        key=lambda n: -scored[n][1],
+    )
+    kept += tuple(also[: MAX_CITATIONS - len(kept)])
     return SentenceSupport(
         text, kept, True, True, max(scored[n][1] for n in kept), piece.prefix, piece.code
     )

@@ -84,6 +84,10 @@ class LlamaCppChatModel(BaseChatModel):
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
+    # The context as `warm_up` left it: restored before a prompt that shares more of it than the
+    # context holds now, so a follow-up's condensing call does not cost the answer its cached
+    # system prompt (~1.5 s for Qwen 1.5B).
+    _warm_state: Any = PrivateAttr(default=None)
     _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _run_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -135,10 +139,13 @@ class LlamaCppChatModel(BaseChatModel):
 
     def count_prompt_tokens(self, messages: list[BaseMessage]) -> int:
         """Tokens of the messages after the chat template, counted as llama.cpp will feed them."""
+        return len(self._prompt_tokens(messages))
+
+    def _prompt_tokens(self, messages: list[BaseMessage]) -> list[int]:
         llama = self._load()
         rendered = self._formatter(messages=message_dicts(messages))
         prompt = rendered.prompt.encode("utf-8")
-        return len(llama.tokenize(prompt, add_bos=not rendered.added_special, special=True))
+        return llama.tokenize(prompt, add_bos=not rendered.added_special, special=True)
 
     def warm_up(self, messages: list[BaseMessage]) -> None:
         """Load the model and evaluate `messages` without answering: llama.cpp keeps the evaluated
@@ -146,6 +153,19 @@ class LlamaCppChatModel(BaseChatModel):
         llama = self._load()
         with self._run_lock:
             llama.create_chat_completion(messages=message_dicts(messages), max_tokens=1)
+            self._warm_state = llama.save_state()
+
+    def _reuse_warm_start(self, llama: Any, prompt: list[int]) -> None:
+        """Put back the warmed-up context when it shares more with `prompt` than the current one
+        (call under the run lock): llama.cpp then evaluates only what follows the shared part."""
+        from llama_cpp import Llama
+
+        warm = self._warm_state
+        if warm is None:
+            return
+        shared_now = Llama.longest_token_prefix(llama.input_ids[: llama.n_tokens], prompt)
+        if Llama.longest_token_prefix(warm.input_ids, prompt) > shared_now:
+            llama.load_state(warm)
 
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -163,7 +183,9 @@ class LlamaCppChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         llama = self._load()
+        prompt = self._prompt_tokens(messages)
         with self._run_lock:
+            self._reuse_warm_start(llama, prompt)
             response = llama.create_chat_completion(
                 messages=message_dicts(messages), **self._options(stop, kwargs)
             )
@@ -191,12 +213,14 @@ class LlamaCppChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         llama = self._load()
-        input_tokens = self.count_prompt_tokens(messages)
+        prompt = self._prompt_tokens(messages)
+        input_tokens = len(prompt)
         parts: list[str] = []
         finish_reason = None
         # Held until the stream ends or is closed: a second session waits rather than corrupting
         # the shared context.
         with self._run_lock:
+            self._reuse_warm_start(llama, prompt)
             for event in llama.create_chat_completion(
                 messages=message_dicts(messages), stream=True, **self._options(stop, kwargs)
             ):
