@@ -156,6 +156,23 @@ def test_evidence_quotes_the_sentence_the_answer_took(embed) -> None:
     assert evidence.quote == "The function write.table writes a data frame to a text file."
 
 
+def test_a_quote_is_shown_once_and_never_a_table_of_contents_line(embed) -> None:
+    def hit(page: int, chunk: int, text: str) -> SearchHit:
+        return SearchHit("manual", "R-data.pdf", page, chunk, 0.5, text)
+
+    sentence = "Function read.fortran is a similar function for fixed-format files."
+    passages = [
+        hit(15, 3, f"Widths are given in a vector. {sentence}"),
+        hit(15, 4, f"{sentence} It takes Fortran-style column specifications."),
+        hit(2, 0, "2.2 read.fortran . . . . . . . . . . . . . . . . . . 15"),
+    ]
+    result = attribute("Use read.fortran [1][2][3].", passages, embed)
+    assert result.sentences[0].citations == (1, 2)
+    assert [(e.number, e.quote) for e in result.evidence] == [(1, sentence)]
+    toc_only = attribute("Use read.fortran [3].", passages[2:], embed)
+    assert toc_only.sentences[0].citations == (1,) and toc_only.evidence == []
+
+
 def test_splitting_keeps_lists_code_and_spacing(embed) -> None:
     answer = (
         "Two ways:\n- Use read.fwf [1].\n- Or read.fortran.\n\n"

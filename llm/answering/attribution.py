@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ingest.records import SearchHit, location_label
+from llm.answering.evidence import says_something
 from llm.answering.extractive import split_sentences, terms
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
@@ -376,9 +377,16 @@ def _evidence(
             found = len(words & set(terms(candidate))) + 3 * sum(n in folded for n in names)
             return found / math.sqrt(len(candidate) + 1)
 
-        quote = max(passage.sentences or [passage.hit.text], key=closeness)
+        # A table-of-contents line names a topic and its page, not what the answer says.
+        candidates = [s for s in passage.sentences or [passage.hit.text] if says_something(s)]
+        if not candidates:
+            continue
+        quote = _short(max(candidates, key=closeness))
+        # Overlapping chunks hold the same sentence: shown once, under the first number citing it.
+        if any(q.quote == quote and q.source == passage.hit.source for q in quotes):
+            continue
         hit = passage.hit
-        quotes.append(Evidence(number, hit.source, hit.page, _short(quote), hit.location, hit.ocr))
+        quotes.append(Evidence(number, hit.source, hit.page, quote, hit.location, hit.ocr))
         if len(quotes) == MAX_EVIDENCE:
             break
     return quotes

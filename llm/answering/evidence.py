@@ -57,7 +57,12 @@ def units(text: str) -> list[str]:
             sentence = sentence[cut:].strip()
         if sentence:
             pieces.append(sentence)
-    return [piece for piece in pieces if _WORDLIKE.search(piece) and not _LEADERS.search(piece)]
+    return [piece for piece in pieces if says_something(piece)]
+
+
+def says_something(sentence: str) -> bool:
+    """Whether a sentence can state a fact: not a bare number, not a table-of-contents line."""
+    return bool(_WORDLIKE.search(sentence)) and not _LEADERS.search(sentence)
 
 
 class _Reading:
