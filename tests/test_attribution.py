@@ -141,6 +141,9 @@ def test_a_sentence_cites_each_passage_that_supports_it_as_well(embed) -> None:
     # The lease supports a sentence about cats; the manuals do not, so they are not added.
     lease = attribute("Cats are allowed in the flat.", passages, embed)
     assert lease.sentences[0].citations == (3,)
+    # A bare name in a list is in every passage that mentions it: that is no second support.
+    listed = attribute("- read.fwf [1]", passages, embed)
+    assert listed.sentences[0].citations == (1,)
 
 
 def test_mostly_unsupported_answers_are_recognised(embed) -> None:

@@ -34,6 +34,8 @@ MAX_EVIDENCE = 3
 # this many in all.
 CO_SUPPORT = 0.9
 MAX_CITATIONS = 2
+# A bare name ("read.fwf" in a list) matches every passage that mentions it: no second citation.
+MIN_WORDS_TO_ADD = 3
 MAX_QUOTE_CHARS = 300
 
 _CITATION = re.compile(
@@ -353,7 +355,8 @@ def _judge(
         (n for n in supporting if n not in kept and scored[n][1] >= floor),
         key=lambda n: -scored[n][1],
     )
-    kept += tuple(also[: MAX_CITATIONS - len(kept)])
+    if len(words) >= MIN_WORDS_TO_ADD:
+        kept += tuple(also[: MAX_CITATIONS - len(kept)])
     return SentenceSupport(
         text, kept, True, True, max(scored[n][1] for n in kept), piece.prefix, piece.code
     )
