@@ -146,6 +146,27 @@ def test_a_sentence_cites_each_passage_that_supports_it_as_well(embed) -> None:
     assert listed.sentences[0].citations == (1,)
 
 
+def test_a_sentence_naming_functions_from_two_passages_cites_both(embed) -> None:
+    answer = "Fixed-width files are read with read.fwf and a data frame is written by write.table."
+    result = attribute(answer, PASSAGES, embed)
+    assert result.sentences[0].supported and result.sentences[0].citations == (1, 2)
+    invented = attribute(
+        "Files are read with read.fwf and written with write.csv9.", PASSAGES, embed
+    )
+    assert invented.sentences[0].unsupported
+
+
+def test_a_sentence_may_end_with_a_preposition(embed) -> None:
+    passage = SearchHit(
+        "spec", "mime.pdf", 15, 2, 0.5, "It is not for listing the schemes an app loads files from."
+    )
+    result = attribute(
+        "It is not for listing the schemes an app loads files from.", [passage], embed
+    )
+    assert result.sentences[0].supported
+    assert attribute("The recommended order is [1].", [passage], embed).sentences[0].unsupported
+
+
 def test_mostly_unsupported_answers_are_recognised(embed) -> None:
     answer = "The moon is made of cheese. Paris is the capital of Spain. Dogs need permission."
     result = attribute(answer, PASSAGES, embed)

@@ -9,6 +9,7 @@ passage's closest sentence also mean the same by the embedder already loaded for
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -75,8 +76,10 @@ _LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 # A sentence cut off before its point ("The recommended order is [1].") states nothing the
 # documents could support: a small model sometimes stops there, the citation standing in for it.
+# "for", "with" and "from" may end a sentence ("… URI schemes it can load files from."): not
+# these.
 _UNFINISHED = re.compile(
-    r"\b(?:is|are|was|were|be|been|the|a|an|of|to|for|by|with|and|or|from|than|follows|"
+    r"\b(?:is|are|was|were|be|been|the|a|an|of|to|by|and|or|than|follows|"
     r"include|includes|including|such as|namely)\s*[.!?]?$",
     re.I,
 )
@@ -276,6 +279,27 @@ def _overlap(words: Sequence[str], names: set[str], passage: _Passage) -> float:
     return sum(word in passage.terms for word in words) / len(words) if words else 1.0
 
 
+def _two_passage_support(
+    words: Sequence[str], names: set[str], passages: list[_Passage]
+) -> tuple[int, int] | None:
+    """Two passages that together hold every code name of the sentence (each at least one) and
+    enough of its words: "read.ssd reads SAS files and read.spss SPSS files" may join two."""
+    if len(names) < 2:
+        return None
+    best, best_share = None, WORDS_ALONE
+    for first, second in itertools.combinations(passages, 2):
+        texts = (first.text_folded, second.text_folded)
+        if not all(any(name in t for t in texts) for name in names):
+            continue
+        if not all(any(name in t for name in names) for t in texts):
+            continue
+        held = first.terms | second.terms
+        share = sum(word in held for word in words) / len(words) if words else 1.0
+        if share >= best_share:
+            best, best_share = (first.number, second.number), share
+    return best
+
+
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
@@ -344,7 +368,11 @@ def _judge(
     text = body if not piece.code else piece.text
     if not is_claim:
         return SentenceSupport(text, (), False, False, 0.0, piece.prefix, piece.code)
-    if not supporting or (not piece.code and _UNFINISHED.search(body)):
+    if not piece.code and _UNFINISHED.search(body):
+        supporting = []
+    elif not supporting and (pair := _two_passage_support(words, names, passages)):
+        return SentenceSupport(text, pair, True, True, WORDS_ALONE, piece.prefix, piece.code)
+    if not supporting:
         best = max((score for _, score in scored.values()), default=0.0)
         return SentenceSupport(text, (), False, True, best, piece.prefix, piece.code)
     kept = tuple(n for n in given if n in supporting)[:MAX_CITATIONS]
