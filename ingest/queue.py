@@ -335,10 +335,11 @@ class IngestQueue:
                 "UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?",
                 ("cancelled" if cancelled else "done", time.time(), job_id),
             )
-        job = self.job(job_id)
-        if job is not None:
-            shutil.rmtree(self.pending_dir / job.folder, ignore_errors=True)
-        return job
+            # Before the commit: whoever sees the job ended never sees its copies still there.
+            row = db.execute("SELECT folder FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None:
+                shutil.rmtree(self.pending_dir / row["folder"], ignore_errors=True)
+        return self.job(job_id)
 
     def remove_orphans(self) -> None:
         """Drop copies no job will read: of jobs that ended or never got queued (their process

@@ -254,3 +254,28 @@ def test_shutting_down_stops_in_the_middle_of_a_file_which_the_next_start_redoes
     finally:
         worker.stop()
         index.close()
+
+
+def test_a_job_is_seen_ended_only_once_its_copies_are_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen once under load: the job read as done while its copies were still being removed.
+    data_dir = tmp_path / "data"
+    queue, reader = IngestQueue(data_dir), IngestQueue(data_dir)
+    source = tmp_path / "pump.md"
+    source.write_text("# Pump\n\nThe P-40 pump moves 40 litres a minute.")
+    job_id = queue.enqueue_paths([source], "cli", "cli")
+    seen_while_removing: list[str] = []
+    remove = shutil.rmtree
+
+    def watched_remove(path: Path, *args: object, **kwargs: object) -> None:
+        seen_while_removing.append(job_of(reader, job_id).state)
+        remove(path, *args, **kwargs)
+
+    monkeypatch.setattr("ingest.queue.shutil.rmtree", watched_remove)
+    queue.finish_job(job_id)
+    assert seen_while_removing == ["queued"]
+    assert job_of(reader, job_id).state == "cancelled"
+    assert list(queue.pending_dir.iterdir()) == []
+    queue.close()
+    reader.close()
