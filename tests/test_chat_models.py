@@ -23,7 +23,7 @@ from llm.models.choice import (
     build_chat_model,
     resolve_provider,
 )
-from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx, message_dicts
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx
 from llm.models.packaged import (
     LOCAL_MODELS,
     SMOLLM2,
@@ -274,8 +274,7 @@ def test_warm_up_leaves_the_answer_prompts_fixed_start_evaluated(tmp_path: Path)
     question = ANSWER_PROMPT.format_messages(
         context="[1]\nThe pump runs at 40 litres a minute.", question="How fast?", history=[]
     )
-    rendered = choice.chat_model._formatter(messages=message_dicts(question)).prompt
-    prompt = llama.tokenize(rendered.encode(), add_bos=False, special=True)
+    prompt = choice.chat_model._prompt_tokens(question)
     system_tokens = choice.chat_model.count_prompt_tokens(question[:1])
     # llama.cpp reuses the longest common prefix: the whole system message, and then some.
     shared = Llama.longest_token_prefix(evaluated, prompt)

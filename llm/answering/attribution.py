@@ -43,10 +43,7 @@ _CITATION = re.compile(
     r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:,|and|;)\s*(?:sources?\s*)?\d+)*)\]", re.I
 )
 # "[1] and [2]", "[1], [3]": removed as one, so the sentence is not left saying "in sources and."
-_CITATION_RUN = re.compile(
-    rf"{_CITATION.pattern}(?:\s*(?:,|and|&|;)\s*\[(?:sources?\s*)?\d+(?:\s*(?:,|and|;)\s*\d+)*\])*",
-    re.I,
-)
+_CITATION_RUN = re.compile(rf"{_CITATION.pattern}(?:\s*(?:,|and|&|;){_CITATION.pattern})*", re.I)
 # Names written like code: read.fwf, file_encoding, write.table(), --no-save, readRDS, ASN1_TYPE.
 _IDENTIFIER = re.compile(
     r"(?<![\w.])(?:--?[a-z][\w-]+|[A-Za-z_]\w*(?:[._]\w+)+|[a-z]+[A-Z]\w*)(?:\(\))?"
@@ -276,7 +273,11 @@ def _overlap(words: Sequence[str], names: set[str], passage: _Passage) -> float:
     """
     if any(name not in passage.text_folded for name in names):
         return 0.0
-    return sum(word in passage.terms for word in words) / len(words) if words else 1.0
+    return _share(words, passage.terms)
+
+
+def _share(words: Sequence[str], held: frozenset[str]) -> float:
+    return sum(word in held for word in words) / len(words) if words else 1.0
 
 
 def _two_passage_support(
@@ -293,8 +294,7 @@ def _two_passage_support(
             continue
         if not all(any(name in t for name in names) for t in texts):
             continue
-        held = first.terms | second.terms
-        share = sum(word in held for word in words) / len(words) if words else 1.0
+        share = _share(words, first.terms | second.terms)
         if share >= best_share:
             best, best_share = (first.number, second.number), share
     return best
