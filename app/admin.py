@@ -17,6 +17,7 @@ from ingest.instructions import InstructionFlag
 from ingest.ownership import DataDirBusy
 from ingest.records import DocumentRecord
 from ingest.sqlite_file import SchemaTooNew
+from llm.access.accounts import AccountError, Accounts
 from llm.access.admin_auth import AdminGate, AuthState, Tries
 from llm.access.ledger import PERIODS, SpendLedger
 from llm.components import index_config
@@ -58,6 +59,38 @@ def log_out(gate: AdminGate, state: AuthState) -> None:
     st.session_state.pop("admin_pending_delete", None)
 
 
+def add_user(accounts: Accounts) -> None:
+    name = st.session_state.get("admin_new_user_name", "")
+    try:
+        user = accounts.create(
+            name,
+            st.session_state.get("admin_new_user_pw", ""),
+            is_admin=bool(st.session_state.get("admin_new_user_admin")),
+        )
+    except AccountError as refused:
+        st.session_state.admin_user_error = str(refused)
+        return
+    st.session_state.admin_new_user_pw = ""
+    st.session_state.admin_notice = f"Added the account “{user.name}”."
+
+
+def reset_password(accounts: Accounts) -> None:
+    name = st.session_state.get("admin_user_pick", "")
+    try:
+        accounts.set_password(name, st.session_state.get("admin_user_new_pw", ""))
+    except AccountError as refused:
+        st.session_state.admin_user_error = str(refused)
+        return
+    st.session_state.admin_user_new_pw = ""
+    st.session_state.admin_notice = f"New password set for “{name}”; its sign-ins have ended."
+
+
+def remove_user(accounts: Accounts) -> None:
+    name = st.session_state.get("admin_user_pick", "")
+    if accounts.remove(name):
+        st.session_state.admin_notice = f"Deleted the account “{name}”."
+
+
 def ask_to_delete(doc_ids: list[str]) -> None:
     st.session_state.admin_pending_delete = doc_ids
 
@@ -68,8 +101,11 @@ def cancel_delete() -> None:
 
 def delete_documents(index: DocumentIndex, doc_ids: list[str]) -> None:
     removed = [record.source for doc_id in doc_ids if (record := index.document(doc_id))]
+    collections = resources.collections(resources.settings())
     for doc_id in doc_ids:
+        # Out of the index first: a document in no collection would read as Everyone's.
         index.remove(doc_id)
+        collections.forget_document(doc_id)
     st.session_state.pop("admin_pending_delete", None)
     st.session_state.admin_table_round = st.session_state.get("admin_table_round", 0) + 1
     st.session_state.admin_notice = f"Deleted {len(removed)} document(s): {', '.join(removed)}."
@@ -202,8 +238,9 @@ auth: AuthState = st.session_state.setdefault("admin_auth", AuthState())
 tries = resources.admin_tries(settings).tries(identity.client_address(settings))
 
 st.title("Admin")
+admin_user = identity.signed_in_admin()
 
-if not gate.configured:
+if not gate.configured and not admin_user:
     st.info(
         "The Admin page is locked because no admin password is set. Add "
         '`admin_password = "…"` to `.streamlit/secrets.toml`, or set the environment variable '
@@ -212,7 +249,7 @@ if not gate.configured:
     )
     st.stop()
 
-if not gate.is_unlocked(auth):
+if not admin_user and not gate.is_unlocked(auth):
     with st.form("admin_login"):
         st.text_input("Admin password", type="password", key="admin_password_input")
         st.form_submit_button(
@@ -235,17 +272,23 @@ except (DataDirBusy, SchemaTooNew) as refused:
     st.stop()
 ledger = resources.ledger(settings)
 
-with st.sidebar:
-    st.button(
-        "Log out", on_click=log_out, args=(gate, auth), icon=":material/logout:", key="admin_logout"
-    )
+if gate.is_unlocked(auth):
+    with st.sidebar:
+        st.button(
+            "Lock the admin page",
+            on_click=log_out,
+            args=(gate, auth),
+            icon=":material/logout:",
+            key="admin_logout",
+        )
+accounts = resources.accounts(settings)
 
 if notice := st.session_state.pop("admin_notice", None):
     st.success(notice)
 
 # Keyed, so notices appearing above the tabs do not send the admin back to the first one.
-overview, documents_tab, reindex_tab = st.tabs(
-    ["Overview", "Documents", "Reindex"], key="admin_tab", on_change="rerun"
+overview, documents_tab, reindex_tab, users_tab = st.tabs(
+    ["Overview", "Documents", "Reindex", "Users"], key="admin_tab", on_change="rerun"
 )
 
 with overview:
@@ -421,3 +464,47 @@ with reindex_tab:
                 f"{duration(done.elapsed_s)}; index version {done.version}."
             )
             st.rerun()
+
+with users_tab:
+    people = accounts.users()
+    if people:
+        st.dataframe(
+            [{"Name": u.name, "Admin": u.is_admin} for u in people],
+            hide_index=True,
+            width="stretch",
+        )
+    else:
+        st.info(
+            "No accounts: the app is open to everyone who reaches it, as one shared user. Once "
+            "an account exists, every visitor signs in first, reads only the collections they "
+            "own or that are shared with them, and sees only their own answers and "
+            "conversations.",
+            icon=":material/group_off:",
+        )
+    with st.form("admin_add_user", clear_on_submit=False):
+        st.markdown("**Add an account**")
+        st.text_input("Name", key="admin_new_user_name")
+        st.text_input("Password (at least 8 characters)", type="password", key="admin_new_user_pw")
+        st.checkbox(
+            "Admin (opens this page without the admin password)", key="admin_new_user_admin"
+        )
+        st.form_submit_button(
+            "Add", on_click=add_user, args=(accounts,), icon=":material/person_add:"
+        )
+    if people:
+        with st.form("admin_change_user"):
+            st.markdown("**Change an account**")
+            st.selectbox("Account", [u.name for u in people], key="admin_user_pick")
+            st.text_input("New password", type="password", key="admin_user_new_pw")
+            left, right = st.columns(2)
+            left.form_submit_button(
+                "Set the password", on_click=reset_password, args=(accounts,), icon=":material/key:"
+            )
+            right.form_submit_button(
+                "Delete the account",
+                on_click=remove_user,
+                args=(accounts,),
+                icon=":material/delete:",
+            )
+    if error := st.session_state.pop("admin_user_error", None):
+        st.error(error, icon=":material/block:")

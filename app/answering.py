@@ -9,29 +9,39 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, resources, ui
+from app import conversations, identity, reading, resources, ui
 from app.text import inert_markdown, inert_stream
 from ingest.index import DocumentIndex
 from ingest.records import SearchHit
 from llm.access.ratelimit import Limit, Refusal, TokenBucket
 from llm.answering.chat_turns import AnswerTurn, QuestionTurn
 from llm.answering.pipeline import Retrieved, Token
-from llm.retrieval.modes import SearchMode, make_search
+from llm.retrieval.modes import Scoped, SearchMode, make_search
 from llm.service import Answered, Asker, Failed, Notice, Noticed, Refused
 from llm.settings import Settings
 
 
 @st.cache_data(ttl=3600, max_entries=2000, show_spinner=False)
 def _cached_search(
-    query: str, k: int, mode: SearchMode, index_version: int, index_key: str, _index: DocumentIndex
+    query: str,
+    k: int,
+    mode: SearchMode,
+    index_version: int,
+    index_key: str,
+    scope_key: str,
+    _index: DocumentIndex,
+    _only: frozenset[str] | None,
 ) -> list[SearchHit]:
-    return make_search(_index, mode)(query, k)
+    return make_search(Scoped(_index, _only), mode)(query, k)
 
 
-def cached_search(index: DocumentIndex, mode: SearchMode) -> Callable[[str, int], list[SearchHit]]:
-    """Search whose results are cached per query, k, mode and index version."""
-    key = str(index.data_dir.resolve())
-    return lambda query, k: _cached_search(query, k, mode, index.version, key, index)
+def cached_search(
+    index: DocumentIndex, mode: SearchMode, only: frozenset[str] | None = None
+) -> Callable[[str, int], list[SearchHit]]:
+    """Search of the documents in `only` (None: all), its results cached per query, k, mode,
+    index version and scope."""
+    key, scope = str(index.data_dir.resolve()), reading.scope_key(only)
+    return lambda query, k: _cached_search(query, k, mode, index.version, key, scope, index, only)
 
 
 def chat_limits(settings: Settings) -> list[Limit]:
@@ -67,15 +77,22 @@ def show_notice(notice: Notice) -> None:
 
 
 def respond(
-    question: str, history: list[tuple[str, str]], settings: Settings, index: DocumentIndex
+    question: str,
+    history: list[tuple[str, str]],
+    settings: Settings,
+    index: DocumentIndex,
+    only: frozenset[str] | None = None,
 ) -> AnswerTurn | None:
-    """Answer inside the assistant's chat message; returns the turn it kept, or None."""
-    service = resources.answer_service(settings, index, cached_search(index, settings.search_mode))
+    """Answer inside the assistant's chat message from the documents in `only` (None: all);
+    returns the turn it kept, or None."""
+    search = cached_search(index, settings.search_mode, only)
+    service = resources.answer_service(settings, index, search)
     asker = Asker(
-        owner=identity.browser_owner(),
+        owner=identity.owner(),
         page="chat",
         session_id=st.session_state.setdefault("session_id", str(uuid.uuid4())),
         limits=chat_limits(settings),
+        scope=reading.scope_key(only),
     )
     events = service.ask(question, history, asker)
     with st.spinner("Searching your documents…"):
@@ -113,8 +130,10 @@ def respond(
 
 
 def keep(question: str, answer: AnswerTurn) -> None:
-    """Add the question and its answer to this session's conversation, as one step."""
+    """Add the question and its answer to this session's conversation, as one step, and to the
+    kept conversation (started with its first question)."""
     st.session_state.messages = [*st.session_state.messages, QuestionTurn(question), answer]
+    conversations.keep_turn(resources.settings(), question, answer)
 
 
 def stream_answer(events: Any) -> Answered | Failed:
@@ -191,7 +210,7 @@ def _feedback_changed(trace_id: str, entry_id: str, key: str) -> None:
     settings = resources.settings()
     # Only on this browser's own answers: the store refuses any other id.
     if not resources.trace_store(settings).set_feedback(
-        entry_id, score, comment, owner=identity.browser_owner()
+        entry_id, score, comment, owner=identity.owner()
     ):
         return
     if (tracing := resources.tracing(settings)) is not None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import answering, indexing, resources, ui
+from app import answering, conversations, indexing, reading, resources, ui
 from app.text import inert_markdown, snippet
 from ingest.loaders import ACCEPTED_TYPES
 from ingest.ownership import DataDirBusy
@@ -17,13 +17,16 @@ from llm.answering.questions import clean_question, question_problem
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
-def clear_chat() -> None:
+def new_chat() -> None:
+    """A fresh page; the conversation so far stays in the list."""
     st.session_state.messages = []
     st.session_state.last_prompt = None
+    st.session_state.conversation_id = None
 
 
 st.session_state.setdefault("messages", [])
 st.session_state.setdefault("last_prompt", None)
+st.session_state.setdefault("conversation_id", None)
 
 base_settings = resources.settings()
 try:
@@ -33,17 +36,23 @@ except (DataDirBusy, SchemaTooNew) as refused:
     st.stop()
 
 with st.sidebar:
-    st.subheader("Documents")
-    uploads = ui.document_uploader(base_settings, key="uploader")
-    st.caption(f"{len(index.documents())} document(s) indexed")
-    st.subheader("Answering")
-    settings = ui.model_controls(base_settings)
+    st.subheader("Conversations")
     st.button(
-        "Clear chat",
-        on_click=clear_chat,
-        icon=":material/delete_sweep:",
+        "New chat",
+        on_click=new_chat,
+        icon=":material/add_comment:",
         disabled=not st.session_state.messages,
     )
+    conversations.sidebar_list(base_settings, on_delete=new_chat)
+    st.subheader("Documents")
+    if (user := reading.reader()) is not None:
+        reading.sidebar_controls(base_settings, index, user)
+    uploads = ui.document_uploader(base_settings, key="uploader")
+    only = reading.scope(base_settings, index)
+    shown = len(index.documents()) if only is None else len(only)
+    st.caption(f"{shown} document(s) indexed" + ("" if only is None else " that you can read"))
+    st.subheader("Answering")
+    settings = ui.model_controls(base_settings)
     with st.expander("Prompt sent (last answer)"):
         if st.session_state.last_prompt:
             st.json(st.session_state.last_prompt, expanded=False)
@@ -100,7 +109,7 @@ elif question:
         st.markdown(inert_markdown(question))
     with st.chat_message("assistant", avatar=ui.ASSISTANT_AVATAR):
         reply = answering.respond(
-            question, history_pairs(st.session_state.messages), settings, index
+            question, history_pairs(st.session_state.messages), settings, index, only
         )
     if reply is not None:
         st.session_state.last_prompt = reply.prompt

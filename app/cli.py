@@ -1,8 +1,10 @@
-"""The `docqa` command line: add, list, remove, search, ask, reindex and eval, no browser needed."""
+"""The `docqa` command line: add, list, remove, search, ask, reindex, eval and users, no browser
+needed."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.text import counted, evidence_line, snippet, terminal_safe
 from ingest.catalog import Catalog
@@ -27,6 +30,7 @@ from ingest.ownership import DataDirBusy
 from ingest.queue import QUEUE_FILE, IngestQueue, Job, QueuedFile, worker_running
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
+from llm.access.accounts import AccountError, Accounts
 from llm.answering.pipeline import Source, warm_up
 from llm.answering.questions import clean_question, question_problem
 from llm.components import build_index, build_ledger, build_pipeline, index_config
@@ -40,6 +44,7 @@ from llm.evaluation.retrieval_eval import (
 )
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.models.packaged import LocalModelMissing
+from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import build_tracing
 from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
 from llm.retrieval.modes import SEARCH_MODES, SearchMode, make_search
@@ -68,8 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DataDirBusy as busy:
         _say(str(busy))
         return EXIT_BUSY
-    except (CommandError, ReindexFailed, ModelFileError, LocalModelMissing, SchemaTooNew) as error:
+    except (
+        CommandError,
+        AccountError,
+        ReindexFailed,
+        ModelFileError,
+        LocalModelMissing,
+        SchemaTooNew,
+    ) as error:
         _say(f"docqa: {error}")
+        return EXIT_FAILED
+    except SQLAlchemyError as error:
+        # Not the error's text: it may carry the database's address and user.
+        _say(
+            f"docqa: the database of accounts cannot be opened ({type(error).__name__}): check "
+            "DOCQA_DATABASE_URL and that its server is running"
+        )
         return EXIT_FAILED
     except ValidationError as error:
         first = error.errors()[0]
@@ -137,6 +156,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_flag(reindex, "a JSON object")
     reindex.set_defaults(run=cmd_reindex)
+
+    users = commands.add_parser("users", help="add, list, change or remove sign-in accounts")
+    user_commands = users.add_subparsers(title="actions", required=True, metavar="ACTION")
+    add_user = user_commands.add_parser(
+        "add", help="make an account; the password is asked for (or read from stdin)"
+    )
+    add_user.add_argument("name", metavar="NAME")
+    add_user.add_argument("--admin", action="store_true", help="may open the Admin page")
+    add_user.set_defaults(run=cmd_users_add)
+    list_users = user_commands.add_parser("list", help="list the accounts")
+    list_users.set_defaults(run=cmd_users_list)
+    password = user_commands.add_parser(
+        "password", help="set an account's password (its sign-ins end)"
+    )
+    password.add_argument("name", metavar="NAME")
+    password.set_defaults(run=cmd_users_password)
+    remove_user = user_commands.add_parser("remove", help="delete an account")
+    remove_user.add_argument("name", metavar="NAME")
+    remove_user.set_defaults(run=cmd_users_remove)
 
     evaluation = commands.add_parser(
         "eval", help="score retrieval on a question set (DIR/docs and DIR/qa.jsonl)"
@@ -276,6 +314,49 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
         index.remove(args.doc_id)
     print(f"Removed {record.source} ({record.doc_id}).")
     return 0
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    user = _accounts(settings).create(args.name, _new_password(), is_admin=args.admin)
+    role = "an admin account" if user.is_admin else "an account"
+    print(f"Added {role} for {user.name}. The app now asks everyone to sign in.")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    people = _accounts(settings).users()
+    if not people:
+        print("No accounts: the app is open to whoever reaches it. Add one: docqa users add NAME")
+    for user in people:
+        print(f"{user.name}{'  (admin)' if user.is_admin else ''}")
+    return 0
+
+
+def cmd_users_password(args: argparse.Namespace, settings: Settings) -> int:
+    _accounts(settings).set_password(args.name, _new_password())
+    print(f"New password set for {args.name}; its sign-ins have ended.")
+    return 0
+
+
+def cmd_users_remove(args: argparse.Namespace, settings: Settings) -> int:
+    if not _accounts(settings).remove(args.name):
+        raise CommandError(f"there is no account {args.name!r} (`docqa users list` shows them)")
+    print(f"Removed the account {args.name}.")
+    return 0
+
+
+def _accounts(settings: Settings) -> Accounts:
+    return Accounts(open_database(database_url(settings)), session_days=settings.session_days)
+
+
+def _new_password() -> str:
+    """A password typed twice at a terminal, or the first line of stdin (for scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise CommandError("the two passwords differ")
+    return first
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,5 @@
-"""Who is asking: a browser's own id (a cookie, shared by its tabs and reloads) and its address."""
+"""Who is asking: the signed-in user, else the browser's own id (a cookie, shared by its tabs and
+reloads), and the client's address."""
 
 from __future__ import annotations
 
@@ -9,11 +10,90 @@ import secrets
 
 import streamlit as st
 
+from llm.access.accounts import Accounts, User
+from llm.access.admin_auth import AdminGate, AuthState
 from llm.settings import Settings
 
 COOKIE = "docqa_client"
 COOKIE_DAYS = 365
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+SESSION_COOKIE = "docqa_session"
+_SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def signed_in_user(accounts: Accounts) -> User | None:
+    """The user this session is signed in as: by this session's token, or by the sign-in
+    cookie a reload or another tab brings (valid only while the database still holds it)."""
+    token = st.session_state.get("session_token")
+    if token is None:
+        cookie = st.context.cookies.get(SESSION_COOKIE)
+        token = cookie if isinstance(cookie, str) and _SESSION_TOKEN.fullmatch(cookie) else None
+    user = accounts.user_for(token)
+    if user is None:
+        st.session_state.pop("session_token", None)
+    else:
+        st.session_state.session_token = token
+    st.session_state.user = user
+    return user
+
+
+def keep_signed_in(token: str) -> None:
+    """Remember a new sign-in in this session; the cookie is written on the next run."""
+    st.session_state.session_token = token
+    st.session_state.session_cookie = token
+
+
+def forget_sign_in() -> None:
+    """Forget this session's sign-in; the cookie is cleared on the next run."""
+    st.session_state.pop("session_token", None)
+    st.session_state.user = None
+    st.session_state.session_cookie = ""
+
+
+def write_session_cookie(days: int) -> None:
+    """Write (or clear) the sign-in cookie a sign-in or sign-out asked for. Done in a run of
+    its own: a script element sent just before a rerun may never reach the browser."""
+    token = st.session_state.pop("session_cookie", None)
+    if token is None:
+        return
+    age = days * 86400 if token else 0
+    _write_cookie(f"{SESSION_COOKIE}={token}; path=/; max-age={age}; SameSite=Strict")
+
+
+def owner() -> str:
+    """The key answers, conversations and uploads are kept under: the user's, or the browser's."""
+    user = st.session_state.get("user")
+    return user.owner if isinstance(user, User) else browser_owner()
+
+
+def account_box(accounts: Accounts, user: User) -> None:
+    """Who is signed in, and the button that signs out."""
+    st.caption(f":material/person: Signed in as **{user.name}**")
+    st.button(
+        "Sign out", on_click=_sign_out, args=(accounts,), icon=":material/logout:", key="sign_out"
+    )
+
+
+def _sign_out(accounts: Accounts) -> None:
+    accounts.sign_out(st.session_state.get("session_token"))
+    forget_sign_in()
+    # What the chat showed was this user's: the next one to sign in here must not see it.
+    for key in ("messages", "conversation_id", "last_prompt"):
+        st.session_state.pop(key, None)
+
+
+def signed_in_admin() -> bool:
+    user = st.session_state.get("user")
+    return isinstance(user, User) and user.is_admin
+
+
+def is_admin(settings: Settings) -> bool:
+    """A signed-in admin user, or a session the admin password unlocked."""
+    if signed_in_admin():
+        return True
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    auth = st.session_state.get("admin_auth")
+    return isinstance(auth, AuthState) and AdminGate(password).is_unlocked(auth)
 
 
 def browser_owner() -> str:
@@ -48,8 +128,11 @@ def client_address(settings: Settings) -> str:
 
 
 def _set_cookie(token: str) -> None:
+    _write_cookie(f"{COOKIE}={token}; path=/; max-age={COOKIE_DAYS * 86400}; SameSite=Strict")
+
+
+def _write_cookie(cookie: str) -> None:
     # Our own fixed script, not untrusted text; SameSite keeps other sites from sending it.
-    cookie = f"{COOKIE}={token}; path=/; max-age={COOKIE_DAYS * 86400}; SameSite=Strict"
     st.html(
         f"<script>document.cookie = {json.dumps(cookie)};</script>", unsafe_allow_javascript=True
     )

@@ -6,13 +6,12 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from app import identity, resources, ui
+from app import identity, reading, resources, ui
 from app.text import counted, duration, inert_markdown
 from ingest.ownership import DataDirBusy
 from ingest.queue import IngestQueue, Job
 from ingest.sqlite_file import SchemaTooNew
 from ingest.worker import IndexWorker
-from llm.access.admin_auth import AdminGate, AuthState
 from llm.settings import Settings
 
 # How often an open page redraws the progress while a job runs (not at all when none does).
@@ -25,8 +24,10 @@ _SEEN = "indexing_seen"
 def queue_upload(settings: Settings, files: Sequence[tuple[str, bytes]], key: str) -> None:
     """Hand the files to the worker, empty the uploader, and rerun so the progress shows."""
     origin = "admin" if key.startswith("admin") else "chat"
+    if origin == "chat":
+        reading.file_into_collection(settings, files)
     queue = resources.worker(settings).queue
-    queue.enqueue_files(files, origin, identity.browser_owner())
+    queue.enqueue_files(files, origin, identity.owner())
     st.session_state[f"{key}_round"] = st.session_state.get(f"{key}_round", 0) + 1
     st.rerun()
 
@@ -44,13 +45,15 @@ def status(settings: Settings) -> None:
 
 
 def _draw(worker: IndexWorker, settings: Settings) -> None:
-    owner = identity.browser_owner()
+    owner = identity.owner()
     queue = worker.queue
     jobs = queue.active_jobs()
     # First, so that a toast below is drawn by the run that stays, not one a rerun replaces.
     _rerun_on_change({job.id for job in jobs}, worker.index.is_empty)
     if jobs:
-        _progress(queue, jobs[0], _may_cancel(jobs[0], owner, settings))
+        # With accounts, another user's file names are theirs: their job shows as a count.
+        named = jobs[0].owner == owner or reading.reader() is None or identity.is_admin(settings)
+        _progress(queue, jobs[0], _may_cancel(jobs[0], owner, settings), named)
         waiting = jobs[1:]
         if waiting:
             files = sum(len(job.files) for job in waiting)
@@ -59,13 +62,13 @@ def _draw(worker: IndexWorker, settings: Settings) -> None:
         _report(queue, report)
 
 
-def _progress(queue: IngestQueue, job: Job, may_cancel: bool) -> None:
+def _progress(queue: IngestQueue, job: Job, may_cancel: bool, named: bool = True) -> None:
     total = len(job.files)
     with st.container(border=True, key="indexing_status"):
-        origin = ORIGINS.get(job.origin, job.origin)
+        origin = ORIGINS.get(job.origin, job.origin) if named else "another user's upload"
         st.markdown(f"**:material/hourglass_top: Indexing {counted(total, 'file')}** ({origin})")
         st.progress(job.files_done / total if total else 0.0, text=_progress_text(job))
-        if job.current:
+        if job.current and named:
             st.caption(f"Now: {inert_markdown(job.current)}")
         if job.cancel_requested:
             st.caption("Cancelling after the current file…")
@@ -108,7 +111,7 @@ def _report(queue: IngestQueue, job: Job) -> None:
         said = [r for r in results if r.status != "added" or r.flagged]
         # A big folder may refuse many files: they scroll rather than push the sidebar away.
         with st.container(height=MESSAGES_HEIGHT if len(said) > 3 else "content"):
-            ui.upload_report(said)
+            ui.upload_report(said, private=reading.reader() is not None)
         st.button(
             "Dismiss",
             key=f"indexing_dismiss_{job.id}",
@@ -130,8 +133,4 @@ def _rerun_on_change(active: set[int], empty: bool) -> None:
 
 def _may_cancel(job: Job, owner: str, settings: Settings) -> bool:
     """The browser that queued the job may cancel it, and so may a logged-in admin."""
-    if job.owner == owner:
-        return True
-    password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    auth = st.session_state.get("admin_auth")
-    return isinstance(auth, AuthState) and AdminGate(password).is_unlocked(auth)
+    return job.owner == owner or identity.is_admin(settings)

@@ -9,7 +9,7 @@ from functools import partial
 
 import streamlit as st
 
-from app import resources
+from app import reading, resources
 from app.text import inert_markdown
 from ingest.index import DocumentIndex
 from ingest.loaders import load_document
@@ -72,10 +72,15 @@ def _start_at(page: int) -> None:
 
 @st.dialog("Where this comes from", width="large", icon=":material/pageview:")
 def page_dialog(passage: Passage) -> None:
-    index = resources.index(resources.settings())
+    settings = resources.settings()
+    index = resources.index(settings)
     record = index.document(passage.doc_id)
     if record is None:
         st.warning("This document is no longer in the index.", icon=":material/search_off:")
+        return
+    # A kept answer may cite a document its reader has since lost access to.
+    if not reading.may_read(settings, index, record.doc_id):
+        st.warning("This document is not shared with you any more.", icon=":material/lock:")
         return
     if record.kind == "pdf":
         _pdf_page(index, record, passage)

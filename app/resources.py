@@ -6,15 +6,20 @@ import hashlib
 from pathlib import Path
 
 import streamlit as st
+from sqlalchemy import Engine
 
 from ingest.index import DocumentIndex
 from ingest.worker import IndexWorker
+from llm.access.accounts import Accounts
 from llm.access.admin_auth import TryBook
+from llm.access.collections import Collections
 from llm.access.ledger import SpendLedger
 from llm.access.ratelimit import SharedBuckets
 from llm.answering.pipeline import warm_up
 from llm.components import build_index, build_ledger, build_worker, ocr_for
 from llm.models.choice import ChatModelChoice, build_chat_model
+from llm.records.conversations import Conversations
+from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import Tracing, secret_values
 from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.retrieval.modes import SearchFn
@@ -127,6 +132,43 @@ def _trace_store(data_dir: str) -> TraceStore:
 def trace_store(current: Settings) -> TraceStore:
     """The record of every answer made with this data dir, for the Traces page."""
     return _trace_store(str(current.data_dir.resolve()))
+
+
+@st.cache_resource(show_spinner=False)
+def _database(key: str, _url: str) -> Engine:
+    return open_database(_url)
+
+
+def database(current: Settings) -> Engine:
+    """The database of accounts and conversations, opened (and migrated) once per URL."""
+    url = database_url(current)
+    return _database(_url_key(url), url)
+
+
+def accounts(current: Settings) -> Accounts:
+    """The accounts in this run's database."""
+    key = _url_key(database_url(current))
+    return _accounts(key, current.session_days, database(current))
+
+
+@st.cache_resource(show_spinner=False)
+def _accounts(key: str, session_days: int, _engine: Engine) -> Accounts:
+    return Accounts(_engine, session_days=session_days)
+
+
+def _url_key(url: str) -> str:
+    # The URL may hold a password: only its digest names the cached objects.
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def collections(current: Settings) -> Collections:
+    """The collections (who reads which documents) in this run's database."""
+    return Collections(database(current))
+
+
+def conversations(current: Settings) -> Conversations:
+    """The kept conversations in this run's database."""
+    return Conversations(database(current))
 
 
 @st.cache_resource

@@ -11,10 +11,9 @@ from typing import Any
 
 import streamlit as st
 
-from app import identity, preview, resources, ui
+from app import identity, preview, reading, resources, ui
 from app.preview import Passage
 from app.text import inert_markdown
-from llm.access.admin_auth import AdminGate, AuthState
 from llm.answering.chat_turns import AnswerTurn
 from llm.answering.pipeline import Source
 from llm.records.langsmith_tracing import Tracing
@@ -161,14 +160,13 @@ def show_trace(
 settings = resources.settings()
 store = resources.trace_store(settings)
 tracing = resources.tracing(settings)
-password = settings.admin_password.get_secret_value() if settings.admin_password else None
-admin = AdminGate(password).is_unlocked(st.session_state.get("admin_auth", AuthState()))
+admin = identity.is_admin(settings)
 
 st.title("Traces")
 st.caption(
     "How each answer was made: the question searched, the chunks found with their scores, "
     "the exact prompt, the answer, timings and tokens. A trace's URL can be shared: it opens "
-    "that one answer for whoever has it."
+    "that one answer for whoever has it (with accounts: for its owner and admins)."
 )
 detail = st.container()
 
@@ -176,13 +174,14 @@ st.subheader("All recent answers" if admin else "Your recent answers", anchor=Fa
 st.caption(
     "You are logged in as admin, so every visitor's answers are listed."
     if admin
-    else "Only the answers asked from this browser are listed; nobody else sees them here. "
+    else "Only your answers (from this browser, or when signed in, from your account) are "
+    "listed; nobody else sees them here. "
     "An admin (logged in on the Admin page) sees every answer."
 )
 search = st.text_input(
     "Search questions and answers", key="trace_search", placeholder="e.g. warranty"
 )
-records = store.recent(LIST_LIMIT, search, owner=None if admin else identity.browser_owner())
+records = store.recent(LIST_LIMIT, search, owner=None if admin else identity.owner())
 chosen = st.query_params.get("trace")
 ids = [record.id for record in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M:%S} · {r.question}" for r in records}
@@ -202,7 +201,13 @@ else:
     st.caption("No answer matches." if search else "No answers yet: ask one on the Chat page.")
 
 with detail:
-    if chosen and (record := store.get(chosen)) is not None:
+    record = store.get(chosen) if chosen else None
+    # With accounts, a trace's passages may come from a private collection: its URL opens it
+    # for its owner and admins only. Without accounts, the URL is the key.
+    private = reading.reader() is not None and not admin
+    if record is not None and private and record.owner != identity.owner():
+        st.warning("This trace belongs to another user's answer.", icon=":material/lock:")
+    elif record is not None:
         show_trace(record, tracing, store, admin)
         st.divider()
     elif chosen:

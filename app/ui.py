@@ -231,8 +231,9 @@ def summary(results: Sequence[AddResult]) -> str:
     return ", ".join(parts)
 
 
-def upload_report(results: Sequence[AddResult]) -> None:
-    """Per-file outcome: errors by name with the reason, duplicates noted."""
+def upload_report(results: Sequence[AddResult], private: bool = False) -> None:
+    """Per-file outcome: errors by name with the reason, duplicates noted. `private` (with
+    accounts): a duplicate does not name the file it matched, which may be another user's."""
     for result in results:
         if result.status == "failed":
             st.error(
@@ -241,9 +242,13 @@ def upload_report(results: Sequence[AddResult]) -> None:
                 icon=":material/error:",
             )
         elif result.status == "duplicate":
+            reason = (
+                "the same content is indexed already; your collection now holds it too."
+                if private
+                else _sentence(result.error)
+            )
             st.info(
-                f"**{inert_markdown(result.file)}** was not added again: "
-                f"{inert_markdown(_sentence(result.error))}",
+                f"**{inert_markdown(result.file)}** was not added again: {inert_markdown(reason)}",
                 icon=":material/content_copy:",
             )
         elif result.flagged:

@@ -7,7 +7,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -170,22 +170,31 @@ class DocumentIndex:
         """The file as it was uploaded, from the stored copy."""
         return (self.data_dir / record.stored_path).read_bytes()
 
-    def search(self, query: str, k: int, also: Sequence[str] = ()) -> list[SearchHit]:
+    def search(
+        self, query: str, k: int, also: Sequence[str] = (), only: Collection[str] | None = None
+    ) -> list[SearchHit]:
         """Vector search: the k chunks most similar to the query, score = cosine similarity.
 
         `also` holds other forms of the same question (its sentences, say): each chunk then
-        counts with its best cosine over all the forms.
+        counts with its best cosine over all the forms. With `only`, just the chunks of those
+        documents are searched (the ones a user may read).
         """
-        if not query.strip():
+        if not query.strip() or (only is not None and not only):
             return []
         forms = _forms(query, also)
-        return self._read(lambda: self._catalogued(lambda n: self._vector_search(forms, n), k))
+        return self._read(
+            lambda: self._catalogued(lambda n: self._vector_search(forms, n, only), k, only)
+        )
 
-    def keyword_search(self, query: str, k: int) -> list[SearchHit]:
-        """BM25 keyword search over the same chunks, score = BM25 score."""
-        if not query.strip():
+    def keyword_search(
+        self, query: str, k: int, only: Collection[str] | None = None
+    ) -> list[SearchHit]:
+        """BM25 keyword search over the same chunks, score = BM25 score; `only` as in `search`."""
+        if not query.strip() or (only is not None and not only):
             return []
-        return self._read(lambda: self._catalogued(lambda n: self._keyword.search(query, n), k))
+        return self._read(
+            lambda: self._catalogued(lambda n: self._keyword.search(query, n), k, only)
+        )
 
     def similarities(
         self, query: str, hits: Sequence[SearchHit], also: Sequence[str] = ()
@@ -197,24 +206,34 @@ class DocumentIndex:
         forms = _forms(query, also)
         return self._read(lambda: self._similarities(forms, hits))
 
-    def _catalogued(self, find: Callable[[int], list[SearchHit]], k: int) -> list[SearchHit]:
-        """The best k hits of catalogued documents. A file being added writes its chunks before
-        its catalog row, which is what makes it visible, whole: a search meanwhile must not see
-        the chunks written so far, so it skips them and asks for more."""
+    def _catalogued(
+        self,
+        find: Callable[[int], list[SearchHit]],
+        k: int,
+        only: Collection[str] | None = None,
+    ) -> list[SearchHit]:
+        """The best k hits of catalogued documents (of those in `only`, when given). A file
+        being added writes its chunks before its catalog row, which is what makes it visible,
+        whole: a search meanwhile must not see the chunks written so far, so it skips them and
+        asks for more."""
         wanted = k
         while True:
             hits = find(wanted)
             known = self._catalog.doc_ids()
+            if only is not None:
+                known &= set(only)
             kept = [hit for hit in hits if hit.doc_id in known]
             if len(kept) >= k or len(hits) < wanted:
                 return kept[:k]
             wanted *= 2
 
-    def _vector_search(self, forms: Sequence[str], k: int) -> list[SearchHit]:
+    def _vector_search(
+        self, forms: Sequence[str], k: int, only: Collection[str] | None = None
+    ) -> list[SearchHit]:
         if self._vectors.count() == 0:
             return []
         best: dict[tuple[str, int], SearchHit] = {}
-        found = self._vectors.nearest_each([self._query_vector(form) for form in forms], k)
+        found = self._vectors.nearest_each([self._query_vector(form) for form in forms], k, only)
         for nearest in found:
             for document, distance in nearest:
                 hit = _hit(document, distance)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +24,16 @@ class Page:
     ocr: bool = False
 
 
+def doc_id_of_digest(sha256: str) -> str:
+    """A document's id: the start of its content's SHA-256, so the same bytes get the same id."""
+    return sha256[:16]
+
+
+def doc_id_of(data: bytes) -> str:
+    """The id a file's bytes will be indexed under, known before it is."""
+    return doc_id_of_digest(hashlib.sha256(data).hexdigest())
+
+
 def location_label(page: int, label: str | None = None, ocr: bool = False) -> str:
     """Where a passage stands, as every list of sources shows it: "page 4", "slide 3 (OCR)"."""
     where = label or f"page {page}"
@@ -42,7 +53,7 @@ class LoadedDocument:
 
     @property
     def doc_id(self) -> str:
-        return self.sha256[:16]
+        return doc_id_of_digest(self.sha256)
 
 
 @dataclass(frozen=True)

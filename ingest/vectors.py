@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
+from typing import Any
 
 import chromadb
 from langchain_chroma import Chroma
@@ -50,19 +52,27 @@ class ChunkVectors:
     def remove_document(self, doc_id: str) -> None:
         self._collection.delete(where={"doc_id": doc_id})
 
-    def nearest(self, vector: list[float], k: int) -> list[tuple[Document, float]]:
-        """The k chunks nearest the vector, with their cosine distances."""
-        return self._search.similarity_search_by_vector_with_relevance_scores(vector, k=k)
+    def nearest(
+        self, vector: list[float], k: int, only: Collection[str] | None = None
+    ) -> list[tuple[Document, float]]:
+        """The k chunks nearest the vector, with their cosine distances; with `only`, among the
+        chunks of those documents."""
+        return self._search.similarity_search_by_vector_with_relevance_scores(
+            vector, k=k, filter=_of_documents(only)
+        )
 
     def nearest_each(
-        self, vectors: list[list[float]], k: int
+        self, vectors: list[list[float]], k: int, only: Collection[str] | None = None
     ) -> list[list[tuple[Document, float]]]:
         """`nearest` for each vector, in one query: langchain-chroma takes one vector a call, and
         each call walks the index and reads the metadata again."""
         if len(vectors) == 1:
-            return [self.nearest(vectors[0], k)]
+            return [self.nearest(vectors[0], k, only)]
         found = self._collection.query(
-            query_embeddings=vectors, n_results=k, include=["documents", "metadatas", "distances"]
+            query_embeddings=vectors,
+            n_results=k,
+            where=_of_documents(only),
+            include=["documents", "metadatas", "distances"],
         )
         return [
             [
@@ -93,3 +103,7 @@ class ChunkVectors:
 
     def doc_ids(self) -> set[str]:
         return set(self.chunk_counts())
+
+
+def _of_documents(only: Collection[str] | None) -> dict[str, Any] | None:
+    return None if only is None else {"doc_id": {"$in": sorted(only)}}

@@ -45,6 +45,9 @@ class Asker:
     page: str
     session_id: str
     limits: Sequence[Limit] = ()
+    # Which documents this asker's search may return (a digest; "" for all): cached answers
+    # are shared only between askers who read the same documents.
+    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ class AnswerService:
         events as the answer is written, and Answered (or Failed) once it is billed and kept."""
         notices: list[Notice] = []
         choice = self._available_choice(notices)
-        key = self._cache_key(question, choice) if not history and self.cache else None
+        key = self._cache_key(question, choice, asker.scope) if not history and self.cache else None
         if key is not None and (cached := self.cache.get(key)) is not None:
             yield Answered(self._cache_hit(cached, question, asker))
             return
@@ -220,7 +223,7 @@ class AnswerService:
         entry_id = entry.id if entry is not None else cached.trace_id
         return Reply(cached.result, cached.trace_id, entry_id, True, (), cached.langsmith_url)
 
-    def _cache_key(self, question: str, choice: ChatModelChoice) -> str:
+    def _cache_key(self, question: str, choice: ChatModelChoice, scope: str) -> str:
         return answer_cache_key(
             question,
             str(self.index.data_dir.resolve()),
@@ -229,6 +232,7 @@ class AnswerService:
             choice.model,
             self.settings.temperature,
             self.settings.top_k,
+            scope,
         )
 
     def _available_choice(self, notices: list[Notice]) -> ChatModelChoice:

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         default=None, description="http://host:port of a `chroma run` server (server mode)"
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="accounts and conversations: a SQLAlchemy URL (postgresql+psycopg://…); "
+        "unset, a SQLite file in the data dir",
+    )
+    accounts_signup: bool = Field(
+        default=False, description="let visitors create their own account on the sign-in page"
+    )
+    session_days: int = Field(default=30, ge=1, description="how long a sign-in lasts")
 
     chunk_size: int = Field(default=1000, ge=100, le=8000)
     chunk_overlap: int = Field(default=150, ge=0, le=2000)
@@ -161,6 +170,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "chroma_url",
+        "database_url",
         "openai_api_key",
         "openai_base_url",
         "admin_password",

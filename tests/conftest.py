@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found 
     pytest_runtest_makereport,
 )
 from tests.debian_packages import ensure_debian_packages
+from tests.postgres_server import fresh_database, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
@@ -77,3 +80,18 @@ def pump_dir(data_dir: Path, tmp_path: Path) -> Path:
     index.add_files([PUMP_DOCUMENT])
     index.close()
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One real PostgreSQL server for the run (see tests/postgres_server.py)."""
+    yield from start_postgres()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'docqa.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return fresh_database(server, f"t_{uuid.uuid4().hex[:12]}")

@@ -35,7 +35,7 @@ def admin_page() -> AppTest:
 
 
 def controls_shown(at: AppTest) -> bool:
-    return [tab.label for tab in at.tabs] == ["Overview", "Documents", "Reindex"]
+    return [tab.label for tab in at.tabs] == ["Overview", "Documents", "Reindex", "Users"]
 
 
 def test_locked_without_a_password(app_env: Path) -> None:

@@ -110,7 +110,7 @@ def test_upload_ask_sources_and_clear(chat_env: Path, good_pdfs: Path, bad_pdfs:
     ask(at, "And what is the capital of France in the table?")
     assert len(assistant_texts(at)) == 2
 
-    [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
+    [clear] = [b for b in at.sidebar.button if b.label == "New chat"]
     clear.click().run()
     assert not at.chat_message
 
@@ -274,7 +274,7 @@ def test_every_format_uploads_and_sources_name_its_slide_sheet_heading_or_ocr_pa
     for fact in FACTS:
         if at.chat_message:
             # A new conversation: a follow-up would be searched with the question before it.
-            [clear] = [b for b in at.sidebar.button if b.label == "Clear chat"]
+            [clear] = [b for b in at.sidebar.button if b.label == "New chat"]
             clear.click().run()
         ask(at, fact.question)
         sources = at.chat_message[1].expander[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from llm.answering.attribution import Attribution, Evidence, SentenceSupport
 from llm.answering.chat_turns import AnswerTurn, QuestionTurn, history_pairs
 from llm.answering.pipeline import AnswerResult, Source, Timings, Usage
@@ -52,3 +54,14 @@ def test_follow_ups_see_question_and_answer_pairs_only() -> None:
     answer = AnswerTurn.from_reply(reply("local"))
     turns = [QuestionTurn("first?"), answer, QuestionTurn("refused, never answered?")]
     assert history_pairs(turns) == [("first?", "Use read.fwf [1]. It is fast.")]
+
+
+def test_an_answer_kept_as_json_is_drawn_again_as_it_was() -> None:
+    turn = AnswerTurn.from_reply(reply("local"))
+    turn.langsmith_url = "http://127.0.0.1:1984/r/t1"
+    kept = json.loads(json.dumps(turn.to_json()))
+    again = AnswerTurn.from_json(kept)
+    assert again.prompt == [] and "prompt" not in kept
+    assert again == AnswerTurn(**{**vars(turn), "prompt": []})
+    assert again.attribution is not None and again.attribution.text == turn.attribution.text
+    assert again.unsupported == 1

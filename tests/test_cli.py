@@ -17,6 +17,9 @@ from cli_process import run_docqa
 from app.cli import main
 from ingest.formats.ocr import Ocr
 from ingest.records import location_label
+from llm.access.accounts import Accounts
+from llm.records.database import database_url, open_database
+from llm.settings import load_settings
 from tests.made_documents import FACTS, encrypted, made_files, word_file, zip_bomb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -356,3 +359,36 @@ def test_every_format_goes_in_with_docqa_add_and_search_names_its_place(
         assert location_label(hit["page"], hit["location"], hit["ocr"]) == fact.where
         assert main(["search", fact.question, "--k", "1"]) == 0
         assert capsys.readouterr().out.startswith(f"[1] {fact.name}, {fact.where} (score ")
+
+
+def test_users_are_managed_from_the_command_line(data_dir: Path) -> None:
+    def users(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
+        environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir)}
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "users", *args],
+            input=None if password is None else password + "\n",
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert "No accounts" in users("list").stdout
+    short = users("add", "ada", password="short")
+    assert (short.returncode, short.stderr.strip()) == (
+        1,
+        "docqa: A password needs at least 8 characters.",
+    )
+    assert users("add", "Ada", "--admin", password="ada's long password").returncode == 0
+    assert "taken" in users("add", "ada", password="another password").stderr
+    assert users("list").stdout.splitlines() == ["ada  (admin)"]
+
+    accounts = Accounts(open_database(database_url(load_settings(data_dir=data_dir))))
+    assert accounts.sign_in("ada", "ada's long password").outcome == "signed_in"
+    assert users("password", "ada", password="a new long password").returncode == 0
+    assert accounts.sign_in("ada", "ada's long password").outcome == "wrong"
+    assert accounts.sign_in("ada", "a new long password").outcome == "signed_in"
+
+    assert "no account 'bob'" in users("remove", "bob").stderr
+    assert users("remove", "ada").returncode == 0
+    assert not accounts.any_users()

@@ -21,6 +21,7 @@ from ingest.catalog import IndexConfig
 from ingest.embeddings import MiniLMEmbeddings, calibrated_threshold
 from ingest.index import COLLECTION_PREFIX, WRITE_BATCH, DocumentIndex
 from ingest.priority import WritesInterrupted, WriteSteps
+from ingest.records import doc_id_of
 
 CONFIG = IndexConfig("local", "all-MiniLM-L6-v2", 1000, 150)
 EMBEDDER = MiniLMEmbeddings()
@@ -69,6 +70,29 @@ def test_add_search_remove(index: DocumentIndex, good_pdfs: Path) -> None:
     assert [d.source for d in index.documents()] == ["pdflatex-4-pages.pdf"]
     assert len(list(index.files_dir.iterdir())) == 1
     assert not index.remove("no-such-doc")
+
+
+def test_a_scoped_search_returns_only_the_given_documents(
+    index: DocumentIndex, good_pdfs: Path
+) -> None:
+    crazy, latex = index.add_paths(
+        [good_pdfs / "crazyones-pdfa.pdf", good_pdfs / "pdflatex-4-pages.pdf"]
+    )
+    assert crazy.doc_id == doc_id_of((good_pdfs / "crazyones-pdfa.pdf").read_bytes())
+    question = "the misfits, the rebels, the troublemakers"
+    assert index.search(question, 1)[0].doc_id == crazy.doc_id
+    assert index.keyword_search("misfits", 5)[0].doc_id == crazy.doc_id
+    # The best match is out of scope: the scoped search gives the other document's chunks,
+    # as many as asked for, and never the out-of-scope one (sentence forms included).
+    only = frozenset({latex.doc_id})
+    hits = index.search(question, 3, also=["Who are the misfits?"], only=only)
+    assert len(hits) == 3 and {h.doc_id for h in hits} == {latex.doc_id}
+    assert index.keyword_search("misfits", 5, only=only) == []
+    assert {h.doc_id for h in index.keyword_search("misfits information", 5, only=only)} == {
+        latex.doc_id
+    }
+    assert index.search(question, 3, only=frozenset()) == []
+    assert index.keyword_search("misfits", 3, only=frozenset({"no-such-doc"})) == []
 
 
 def test_duplicate_bytes_add_nothing(index: DocumentIndex, good_pdfs: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import sys
+import types
 from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -86,8 +88,12 @@ def test_survives_reopen(db_path: Path) -> None:
     assert SpendLedger(db_path, WIDE_CAPS, clock=clock).spent("day") == pytest.approx(1.75)
 
 
-def test_two_processes_recording_at_once_add_up_exactly(db_path: Path) -> None:
+def test_two_processes_recording_at_once_add_up_exactly(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parent = SpendLedger(db_path, WIDE_CAPS, clock=fixed_wednesday_noon)
+    # AppTest leaves the app's script as __main__, which a spawned child would run again first.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)
     workers = [

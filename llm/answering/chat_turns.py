@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 from llm.answering.attribution import Attribution, Evidence
 from llm.answering.pipeline import Source
@@ -69,6 +69,42 @@ class AnswerTurn:
             attribution=attribution,
             evidence=attribution.evidence if attribution else [],
             sources=[Source.from_json(source) for source in record.sources],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer as a conversation keeps it: what redraws it, not the prompt it came from."""
+        return {
+            "content": self.content,
+            "attribution": self.attribution.to_json() if self.attribution else None,
+            "evidence": [asdict(quote) for quote in self.evidence],
+            "cited": [asdict(source) for source in self.cited],
+            "sources": [asdict(source) for source in self.sources],
+            "provider": self.provider,
+            "model": self.model,
+            "trace_id": self.trace_id,
+            "entry_id": self.entry_id,
+            "cached": self.cached,
+            "notices": [asdict(notice) for notice in self.notices],
+            "langsmith_url": self.langsmith_url,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AnswerTurn:
+        """An answer kept by `to_json`, drawn again as it was shown."""
+        attribution = data.get("attribution")
+        return cls(
+            content=data["content"],
+            attribution=Attribution.from_json(attribution) if attribution else None,
+            evidence=[Evidence(**quote) for quote in data.get("evidence", [])],
+            cited=[Source.from_json(source) for source in data.get("cited", [])],
+            sources=[Source.from_json(source) for source in data.get("sources", [])],
+            provider=data.get("provider", ""),
+            model=data.get("model", ""),
+            trace_id=data.get("trace_id"),
+            entry_id=data.get("entry_id"),
+            cached=data.get("cached", False),
+            notices=tuple(Notice(**notice) for notice in data.get("notices", [])),
+            langsmith_url=data.get("langsmith_url"),
         )
 
     @property

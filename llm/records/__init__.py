@@ -1,1 +1,2 @@
-"""Records: the app's trace store, LangSmith tracing, and the keys of cached answers."""
+"""Records: the trace store, LangSmith tracing, the keys of cached answers, and the database of
+accounts, collections and kept conversations (SQLAlchemy tables, Alembic migrations)."""

@@ -22,8 +22,10 @@ def answer_cache_key(
     model: str,
     temperature: float,
     top_k: int,
+    scope: str = "",
 ) -> str:
-    """A digest of everything an answer depends on; a new index version makes old keys unused."""
+    """A digest of everything an answer depends on, the documents the asker may read included;
+    a new index version makes old keys unused."""
     parts = [
         normalize_question(question),
         index_id,
@@ -32,5 +34,6 @@ def answer_cache_key(
         model,
         f"{temperature:.3f}",
         str(top_k),
+        scope,
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()

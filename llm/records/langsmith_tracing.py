@@ -49,7 +49,12 @@ logger = logging.getLogger(__name__)
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the app holds, as plain text, to be cut out of traced payloads."""
-    secrets = (settings.openai_api_key, settings.langsmith_api_key, settings.admin_password)
+    secrets = (
+        settings.openai_api_key,
+        settings.langsmith_api_key,
+        settings.admin_password,
+        settings.database_url,
+    )
     return [secret.get_secret_value() for secret in secrets if secret and secret.get_secret_value()]
 
 

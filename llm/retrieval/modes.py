@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Literal, Protocol
 
 from ingest.records import SearchHit
@@ -34,6 +34,35 @@ class SearchableIndex(Protocol):
     def similarities(
         self, query: str, hits: list[SearchHit], also: Sequence[str] = ()
     ) -> list[float]: ...
+
+
+class ScopableIndex(SearchableIndex, Protocol):
+    def search(
+        self, query: str, k: int, also: Sequence[str] = (), only: Collection[str] | None = None
+    ) -> list[SearchHit]: ...
+    def keyword_search(
+        self, query: str, k: int, only: Collection[str] | None = None
+    ) -> list[SearchHit]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoped:
+    """The index as one reader sees it: searches return only chunks of the documents in
+    `only` (None: of every document)."""
+
+    index: ScopableIndex
+    only: frozenset[str] | None
+
+    def search(self, query: str, k: int, also: Sequence[str] = ()) -> list[SearchHit]:
+        return self.index.search(query, k, also=also, only=self.only)
+
+    def keyword_search(self, query: str, k: int) -> list[SearchHit]:
+        return self.index.keyword_search(query, k, only=self.only)
+
+    def similarities(
+        self, query: str, hits: list[SearchHit], also: Sequence[str] = ()
+    ) -> list[float]:
+        return self.index.similarities(query, hits, also=also)
 
 
 def make_search(index: SearchableIndex, mode: SearchMode = "hybrid") -> SearchFn:

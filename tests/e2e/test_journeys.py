@@ -163,7 +163,7 @@ def test_answer_streams_in_with_sources(page: Page) -> None:
     sources.get_by_text("Sources (").click()
     expect(sources).to_contain_text("crazyones-pdfa.pdf")
     expect(sources).to_contain_text("page 1")
-    expect(sidebar(page).get_by_role("button", name="Clear chat")).to_be_enabled()
+    expect(sidebar(page).get_by_role("button", name="New chat")).to_be_enabled()
     # Question, answer and the opened sources in one view: from the top of the page.
     wait_idle(page)
     # Streamlit keeps a chat pinned to its end; scroll the question itself into view.
@@ -273,8 +273,8 @@ def test_trace_link_opens_the_trace_in_a_new_tab(page: Page) -> None:
         tab.close()
 
 
-def test_clear_chat(page: Page) -> None:
-    clear = sidebar(page).get_by_role("button", name="Clear chat")
+def test_new_chat(page: Page) -> None:
+    clear = sidebar(page).get_by_role("button", name="New chat")
     clear.click()
     expect(messages(page)).to_have_count(0)
     expect(clear).to_be_disabled()
