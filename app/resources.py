@@ -94,13 +94,15 @@ def _key(current: Settings, fields: set[str]) -> str:
 
 
 @st.cache_resource
-def _ledger(data_dir: str, _settings: Settings) -> SpendLedger:
-    return build_ledger(_settings)
+def _ledger(key: str, _settings: Settings, _engine: Engine) -> SpendLedger:
+    return build_ledger(_settings, _engine)
 
 
 def ledger(current: Settings) -> SpendLedger:
-    """The spending ledger of this data dir (SQLite, shared across sessions and processes)."""
-    return _ledger(str(current.data_dir.resolve()), current)
+    """The spending ledger in the database (shared across sessions, processes and, on a
+    database server, replicas)."""
+    key = _url_key(database_url(current)) + str(current.data_dir.resolve())
+    return _ledger(key, current, database(current))
 
 
 @st.cache_resource

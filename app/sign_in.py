@@ -22,9 +22,8 @@ def sign_in(accounts: Accounts) -> None:
             f"Too many wrong tries for this name. Wait {attempt.wait_s:.0f} s, then try again."
         )
     else:
-        st.session_state.sign_in_error = (
-            f"Wrong name or password ({attempt.tries_left} more tries before a wait)."
-        )
+        tries = "1 more try" if attempt.tries_left == 1 else f"{attempt.tries_left} more tries"
+        st.session_state.sign_in_error = f"Wrong name or password ({tries} before a wait)."
 
 
 def sign_up(accounts: Accounts) -> None:

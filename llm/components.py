@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from ingest.catalog import IndexConfig
 from ingest.embeddings import build_embeddings
 from ingest.formats.ocr import Ocr
 from ingest.index import DocumentIndex
 from ingest.queue import IngestQueue
 from ingest.worker import IndexWorker
-from llm.access.ledger import Caps, SpendLedger
+from llm.access.ledger import LEGACY_FILE, Caps, SpendLedger
 from llm.answering.attribution import EmbedFn
 from llm.answering.pipeline import AnswerPipeline
 from llm.models.choice import ChatModelChoice
+from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import secret_values
 from llm.retrieval.modes import SearchFn
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
@@ -61,10 +64,13 @@ def ocr_for(settings: Settings) -> Ocr:
     return Ocr(settings.tesseract_cmd, settings.ocr_languages)
 
 
-def build_ledger(settings: Settings) -> SpendLedger:
-    """The spending ledger shared by every session and process using this data dir."""
+def build_ledger(settings: Settings, engine: Engine | None = None) -> SpendLedger:
+    """The spending ledger in the app's database (`engine`, or the one the settings name),
+    shared by every session and process using it; an older release's ledger file in the data
+    dir is copied in once."""
     caps = Caps(settings.cap_daily_usd, settings.cap_weekly_usd, settings.cap_monthly_usd)
-    return SpendLedger(settings.data_dir / "ledger.sqlite3", caps)
+    engine = engine or open_database(database_url(settings))
+    return SpendLedger(engine, caps, legacy_file=settings.data_dir / LEGACY_FILE)
 
 
 def build_pipeline(

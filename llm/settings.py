@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="accounts and conversations: a SQLAlchemy URL (postgresql+psycopg://…); "
+        description="accounts, collections, conversations and the spend ledger: a SQLAlchemy URL "
+        "(postgresql+psycopg://…); "
         "unset, a SQLite file in the data dir",
     )
     accounts_signup: bool = Field(

@@ -12,19 +12,18 @@ import pytest
 
 from ingest import catalog, keyword
 from ingest.sqlite_file import Migration
-from llm.access import ledger
-from llm.access.ledger import Caps, SpendLedger
+from llm.access.ledger import LEGACY_FILE, Caps, SpendLedger
 from llm.components import build_index
 from llm.records import trace_store
+from llm.records.database import database_url, open_database
 from llm.records.trace_store import TRACES_FILE, TraceStore
-from llm.settings import load_settings
+from llm.settings import Settings, load_settings
 
 FIRST_TRACES = "traces-first-release.sqlite3"
 # Every SQLite file of ours in the fixture, with the migrations of the store that owns it.
 STORE_FILES: dict[str, tuple[Migration, ...]] = {
     "docqa.sqlite3": catalog.MIGRATIONS,
     "keyword/docqa_g1/chunks.sqlite3": keyword.MIGRATIONS,
-    "ledger.sqlite3": ledger.MIGRATIONS,
     TRACES_FILE: trace_store.MIGRATIONS,
     FIRST_TRACES: trace_store.MIGRATIONS,
 }
@@ -58,6 +57,12 @@ def user_versions(data: Path) -> dict[str, int]:
     return {name: version for name, (version, _) in contents(data).items()}
 
 
+def spend_ledger(data: Path, settings: Settings) -> SpendLedger:
+    engine = open_database(database_url(settings))
+    legacy = data / LEGACY_FILE
+    return SpendLedger(engine, Caps(1.0, 5.0, 20.0), lambda: FIXTURE_DAY, legacy_file=legacy)
+
+
 def open_all(data: Path, tmp_path: Path) -> None:
     """Open every store of the data dir the way the app does, search it, and close it again."""
     settings = load_settings(data_dir=data, secrets_file=tmp_path / "absent.toml")
@@ -75,7 +80,7 @@ def open_all(data: Path, tmp_path: Path) -> None:
         assert index.relevance_threshold == 0.31
     finally:
         index.close()
-    SpendLedger(data / "ledger.sqlite3", Caps(1.0, 5.0, 20.0), clock=lambda: FIXTURE_DAY)
+    spend_ledger(data, settings)
     TraceStore(data / TRACES_FILE)
     TraceStore(data / FIRST_TRACES)
 
@@ -87,8 +92,11 @@ def test_a_0_1_0_data_dir_keeps_its_documents_spend_and_traces(
 
     open_all(old_dir, tmp_path)
 
-    spend = SpendLedger(old_dir / "ledger.sqlite3", Caps(1.0, 5.0, 20.0), clock=lambda: FIXTURE_DAY)
+    # The ledger file's calls and caps are now in the database; the file itself is left as is.
+    ledger_file = (old_dir / LEGACY_FILE).read_bytes()
+    spend = spend_ledger(old_dir, load_settings(data_dir=old_dir))
     assert (spend.spent("day"), spend.spent("month")) == (0.5, 0.5)
+    assert (old_dir / LEGACY_FILE).read_bytes() == ledger_file
     assert spend.caps == Caps(daily=2.5, weekly=5.0, monthly=20.0)
     [asked] = TraceStore(old_dir / TRACES_FILE).recent(owner="cli")
     assert asked.question == "Should the text contain all letters of the alphabet?"

@@ -1,4 +1,5 @@
-"""Spend ledger in SQLite: prices every model call and checks daily, weekly and monthly caps."""
+"""Spend ledger in the app's database: prices every model call and checks daily, weekly and
+monthly caps."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import dataclasses
 import math
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from ingest.sqlite_file import Migration, SQLiteFile
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+from llm.records.tables import ledger_calls, ledger_caps, ledger_imports
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -26,32 +32,8 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # A sum of float costs can land a hair below a cap it has in fact reached.
 _TOLERANCE_USD = 1e-9
 
-# Version 1 is the schema of 0.1.0, whose files carry no version (user_version 0): IF NOT EXISTS
-# takes such a file over as it is.
-MIGRATIONS = (
-    Migration(
-        1,
-        "calls and caps, as in 0.1.0",
-        (
-            """CREATE TABLE IF NOT EXISTS calls (
-                id INTEGER PRIMARY KEY,
-                at_utc TEXT NOT NULL,
-                provider TEXT NOT NULL,
-                model TEXT NOT NULL,
-                input_tokens INTEGER NOT NULL,
-                output_tokens INTEGER NOT NULL,
-                cost_usd REAL NOT NULL,
-                estimated INTEGER NOT NULL
-            )""",
-            "CREATE INDEX IF NOT EXISTS calls_at_utc ON calls (at_utc)",
-            """CREATE TABLE IF NOT EXISTS caps (
-                period TEXT PRIMARY KEY,
-                dollars REAL NOT NULL,
-                updated_at_utc TEXT NOT NULL
-            )""",
-        ),
-    ),
-)
+# The ledger file of releases before the database: its calls and caps are copied in once.
+LEGACY_FILE = "ledger.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -120,7 +102,9 @@ def utc_now() -> datetime:
 
 
 class SpendLedger:
-    """Every model call with its cost, shared by all sessions and processes through one file.
+    """Every model call with its cost, in the app's database: shared by all sessions and
+    processes, and by every replica when the database is a server (caps then hold across
+    machines).
 
     Caps start from the defaults given here (the settings); a cap set with `set_cap` is stored in
     the database and overrides the default from then on, across restarts.
@@ -128,19 +112,16 @@ class SpendLedger:
 
     def __init__(
         self,
-        db_path: Path,
+        engine: Engine,
         caps: Caps,
         clock: Callable[[], datetime] = utc_now,
-        busy_timeout_s: float = 30.0,
+        legacy_file: Path | None = None,
     ) -> None:
-        self.db_path = Path(db_path)
+        self._engine = engine
         self._default_caps = caps
         self._clock = clock
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        # With WAL, NORMAL survives an app crash; only a power cut may lose the last calls.
-        self._db = SQLiteFile(
-            self.db_path, MIGRATIONS, busy_timeout_s=busy_timeout_s, synchronous="NORMAL"
-        )
+        if legacy_file is not None and legacy_file.is_file():
+            _import_legacy(engine, legacy_file)
 
     def record(
         self,
@@ -156,45 +137,53 @@ class SpendLedger:
             raise ValueError("token counts cannot be negative")
         free = provider in FREE_PROVIDERS
         cost = 0.0 if free else cost_of(input_tokens, output_tokens, price_per_million)
-        row = (_format(self._now()), provider, model, input_tokens, output_tokens, cost, estimated)
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO calls (at_utc, provider, model, input_tokens, output_tokens,"
-                " cost_usd, estimated) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                row,
+        with self._engine.begin() as db:
+            db.execute(
+                sa.insert(ledger_calls).values(
+                    at_utc=_format(self._now()),
+                    provider=provider,
+                    model=model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost,
+                    estimated=estimated,
+                )
             )
         return cost
 
     def spent(self, period: Period) -> float:
         """Dollars spent so far in the current UTC day, week (from Monday) or month."""
-        return _sum(self._db.connection(), *period_bounds(period, self._now()))
+        with self._engine.connect() as db:
+            return _sum(db, *period_bounds(period, self._now()))
 
     @property
     def caps(self) -> Caps:
         """The caps in force: stored ones where set, the defaults otherwise."""
-        return self._caps(self._db.connection())
+        with self._engine.connect() as db:
+            return self._caps(db)
 
     def set_cap(self, period: Period, dollars: float) -> None:
         """Change a cap at run time; stored, so it outlives restarts and every process sees it."""
         if not math.isfinite(dollars) or dollars < 0:
             raise ValueError("a cap must be a finite number of dollars, 0 or more")
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO caps (period, dollars, updated_at_utc) VALUES (?, ?, ?)"
-                " ON CONFLICT (period) DO UPDATE SET"
-                " dollars = excluded.dollars, updated_at_utc = excluded.updated_at_utc",
-                (_checked(period), float(dollars), _format(self._now())),
-            )
+        values = {"dollars": float(dollars), "updated_at_utc": _format(self._now())}
+        period = _checked(period)
+        with self._engine.begin() as db:
+            changed = db.execute(
+                sa.update(ledger_caps).where(ledger_caps.c.period == period).values(values)
+            ).rowcount
+            if not changed:
+                db.execute(sa.insert(ledger_caps).values(period=period, **values))
 
     def usage(self) -> list[PeriodSpend]:
-        """Spend against cap for the current day, week and month, read from one snapshot."""
+        """Spend against cap for the current day, week and month, read in one transaction."""
         now = self._now()
-        with self._db.snapshot() as conn:
-            caps = self._caps(conn)
+        with self._engine.begin() as db:
+            caps = self._caps(db)
             result = []
             for period in PERIODS:
                 start, end = period_bounds(period, now)
-                spent = _sum(conn, start, end)
+                spent = _sum(db, start, end)
                 result.append(PeriodSpend(period, spent, caps.for_period(period), end))
         return result
 
@@ -208,8 +197,8 @@ class SpendLedger:
         nearest = min(usage, key=lambda s: s.limit - s.spent)
         return CapStatus(False, None, nearest.limit, nearest.spent, nearest.resets_at)
 
-    def _caps(self, conn: sqlite3.Connection) -> Caps:
-        stored = dict(conn.execute("SELECT period, dollars FROM caps").fetchall())
+    def _caps(self, db: sa.Connection) -> Caps:
+        stored = dict(db.execute(sa.select(ledger_caps.c.period, ledger_caps.c.dollars)).all())
         changes = {_CAP_FIELDS[p]: dollars for p, dollars in stored.items() if p in _CAP_FIELDS}
         return dataclasses.replace(self._default_caps, **changes)
 
@@ -220,12 +209,62 @@ class SpendLedger:
         return now
 
 
-def _sum(conn: sqlite3.Connection, start: datetime, end: datetime) -> float:
-    row = conn.execute(
-        "SELECT COALESCE(SUM(cost_usd), 0.0) FROM calls WHERE at_utc >= ? AND at_utc < ?",
-        (_format(start), _format(end)),
-    ).fetchone()
-    return float(row[0])
+def _sum(db: sa.Connection, start: datetime, end: datetime) -> float:
+    total = db.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(ledger_calls.c.cost_usd), 0.0)).where(
+            ledger_calls.c.at_utc >= _format(start), ledger_calls.c.at_utc < _format(end)
+        )
+    ).scalar_one()
+    return float(total)
+
+
+def _import_legacy(engine: Engine, path: Path) -> None:
+    """Copy an older release's ledger file in, once, in one transaction; the file is only read."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as old:
+        tables = {row[0] for row in old.execute("SELECT name FROM sqlite_master")}
+        calls = (
+            old.execute(
+                "SELECT at_utc, provider, model, input_tokens, output_tokens, cost_usd,"
+                " estimated FROM calls ORDER BY id"
+            ).fetchall()
+            if "calls" in tables
+            else []
+        )
+        caps = (
+            old.execute("SELECT period, dollars, updated_at_utc FROM caps").fetchall()
+            if "caps" in tables
+            else []
+        )
+    # Another process copying it in at the same moment makes this one's copy fail whole.
+    with suppress(IntegrityError):
+        _copy_in(engine, calls, caps)
+
+
+def _copy_in(engine: Engine, calls: list[tuple], caps: list[tuple]) -> None:
+    with engine.begin() as db:
+        if db.execute(
+            sa.select(ledger_imports.c.source).where(ledger_imports.c.source == LEGACY_FILE)
+        ).first():
+            return
+        columns = ("at_utc", "provider", "model", "input_tokens", "output_tokens", "cost_usd")
+        rows = [
+            {**dict(zip(columns, row, strict=False)), "estimated": bool(row[6])} for row in calls
+        ]
+        if rows:
+            db.execute(sa.insert(ledger_calls), rows)
+        for period, dollars, updated in caps:
+            if (
+                period in _CAP_FIELDS
+                and not db.execute(
+                    sa.select(ledger_caps.c.period).where(ledger_caps.c.period == period)
+                ).first()
+            ):
+                db.execute(
+                    sa.insert(ledger_caps).values(
+                        period=period, dollars=dollars, updated_at_utc=updated
+                    )
+                )
+        db.execute(sa.insert(ledger_imports).values(source=LEGACY_FILE, calls=len(rows)))
 
 
 def _format(moment: datetime) -> str:

@@ -93,3 +93,32 @@ collection_documents = sa.Table(
     ),
     sa.Column("doc_id", sa.String(64), primary_key=True),
 )
+
+ledger_calls = sa.Table(
+    "ledger_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at_utc", sa.String(32), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("estimated", sa.Boolean, nullable=False),
+)
+
+ledger_caps = sa.Table(
+    "ledger_caps",
+    metadata,
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("dollars", sa.Float, nullable=False),
+    sa.Column("updated_at_utc", sa.String(32), nullable=False),
+)
+
+# A ledger file of an older release, once copied in (so it is never counted twice).
+ledger_imports = sa.Table(
+    "ledger_imports",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+)
