@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ CATALOG_FILE = "docqa.sqlite3"
 WRITE_BATCH = 64
 # Query embeddings kept for reuse: a question and its sentences, asked for twice by hybrid search.
 RECENT_QUERIES = 16
+# Sentence vectors kept for attribution: 15 MB at 384 dimensions (kept as float64 arrays, the
+# values unchanged; as lists of Python floats they would take four times as much).
+TEXT_VECTORS = 5000
 # Texts embedded between two chances for searches to go first (two model runs, ~0.1 s here).
 EMBED_STEP = 8
 
@@ -121,6 +125,8 @@ class DocumentIndex:
         self._embeddings_factory = embeddings_factory
         self._recent_queries: dict[tuple[str, int], tuple[Embeddings, list[float]]] = {}
         self._recent_guard = threading.Lock()
+        self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_vectors_of: Embeddings | None = None
         self._catalog = Catalog(data_dir / CATALOG_FILE)
         self._client = _open_chroma(data_dir / "chroma", chroma_url)
         state = self._catalog.state() or self._catalog.initialise_state(
@@ -412,10 +418,30 @@ class DocumentIndex:
                     raise
                 return action()
 
-    def embed_texts(self, texts: list[str]) -> list[list[float]]:
-        """Vectors of short texts by the index's own embedder (e.g. to compare answer sentences)."""
-        with self._steps.reading():
-            return self._embeddings.embed_documents(texts)
+    def embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+        """Vectors of short texts by the index's own embedder (e.g. to compare answer sentences).
+
+        Attribution embeds the retrieved passages' sentences after every answer, and related
+        questions bring the same passages back: the vectors of the last TEXT_VECTORS texts are
+        kept, per embedder (a reindex with another one starts afresh)."""
+        embeddings = self._embeddings
+        with self._recent_guard:
+            if self._text_vectors_of is not embeddings:
+                self._text_vectors_of, self._text_vectors = embeddings, OrderedDict()
+            known = {t: self._text_vectors[t] for t in texts if t in self._text_vectors}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            with self._steps.reading():
+                fresh = np.asarray(embeddings.embed_documents(missing), dtype=np.float64)
+                known.update(zip(missing, fresh, strict=True))
+        with self._recent_guard:
+            if self._text_vectors_of is embeddings:
+                for text in texts:
+                    self._text_vectors[text] = known[text]
+                    self._text_vectors.move_to_end(text)
+                while len(self._text_vectors) > TEXT_VECTORS:
+                    self._text_vectors.popitem(last=False)
+        return [known[text] for text in texts]
 
     def _query_vector(self, query: str) -> list[float]:
         """The query's embedding; hybrid search asks twice for each form of a question (vector

@@ -20,7 +20,7 @@ from tests.browser_fixtures import (  # noqa: F401  (fixtures and a hook, found 
     pytest_runtest_makereport,
 )
 from tests.debian_packages import ensure_debian_packages
-from tests.postgres_server import fresh_database, start_postgres
+from tests.servers import fresh_database, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -93,6 +94,45 @@ def test_a_scoped_search_returns_only_the_given_documents(
     }
     assert index.search(question, 3, only=frozenset()) == []
     assert index.keyword_search("misfits", 3, only=frozenset({"no-such-doc"})) == []
+
+
+class Counting(Embeddings):
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.embedded: list[str] = []
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += texts
+        return EMBEDDER.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return EMBEDDER.embed_query(text)
+
+
+def test_sentence_vectors_are_kept_and_embedded_once(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = Counting()
+    index = open_index(data_dir, counting)
+    try:
+        texts = ["Use read.fwf.", "It reads fixed-width files.", "Use read.fwf."]
+        first = index.embed_texts(texts)
+        assert counting.embedded == ["Use read.fwf.", "It reads fixed-width files."]
+        expected = EMBEDDER.embed_documents(texts)
+        assert all(
+            np.allclose(got, want, atol=1e-6) for got, want in zip(first, expected, strict=True)
+        )
+        again = index.embed_texts(["It reads fixed-width files.", "A new one."])
+        assert counting.embedded[2:] == ["A new one."]
+        assert np.array_equal(again[0], first[1])
+        # Bounded: the least recently used go first.
+        monkeypatch.setattr(index_module, "TEXT_VECTORS", 2)
+        index.embed_texts(["Third."])
+        index.embed_texts(["Use read.fwf."])
+        assert counting.embedded[-1] == "Use read.fwf."
+    finally:
+        index.close()
 
 
 def test_duplicate_bytes_add_nothing(index: DocumentIndex, good_pdfs: Path) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,52 +12,14 @@ import pytest
 
 from llm.components import build_index
 from llm.settings import load_settings
+from tests.servers import start_chroma
 
 pytestmark = pytest.mark.server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_url(tmp_path: Path) -> Iterator[str]:
-    chroma = shutil.which("chroma") or pytest.fail("the `chroma` command (chromadb) is missing")
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("w")
-    server = subprocess.Popen(
-        [
-            chroma,
-            "run",
-            "--path",
-            str(tmp_path / "server"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(
-                        f"chroma run did not start: {(tmp_path / 'chroma.log').read_text()}"
-                    )
-                time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    yield from start_chroma(tmp_path)
 
 
 def test_two_processes_share_one_server(chroma_url: str, tmp_path: Path, good_pdfs: Path) -> None:

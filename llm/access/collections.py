@@ -147,14 +147,8 @@ class Collections:
 
     def add_documents(self, collection_id: str, doc_ids: Iterable[str]) -> None:
         """Put documents in a collection (before they are indexed: never seen unassigned)."""
+        present = self.documents_of(collection_id)
         with self._engine.begin() as db:
-            present = set(
-                db.execute(
-                    sa.select(collection_documents.c.doc_id).where(
-                        collection_documents.c.collection_id == collection_id
-                    )
-                ).scalars()
-            )
             rows = [
                 {"collection_id": collection_id, "doc_id": doc_id}
                 for doc_id in dict.fromkeys(doc_ids)
@@ -164,25 +158,19 @@ class Collections:
                 db.execute(sa.insert(collection_documents), rows)
 
     def documents_of(self, collection_id: str) -> set[str]:
-        with self._engine.connect() as db:
-            return set(
-                db.execute(
-                    sa.select(collection_documents.c.doc_id).where(
-                        collection_documents.c.collection_id == collection_id
-                    )
-                ).scalars()
-            )
+        return self._pairs(collection_documents.c.doc_id, collection_id=collection_id)
 
     def homes(self, doc_id: str) -> set[str]:
         """The collections holding a document (empty: it is Everyone's)."""
+        return self._pairs(collection_documents.c.collection_id, doc_id=doc_id)
+
+    def _pairs(self, wanted: sa.Column, **where: str) -> set[str]:
+        """One side of the collection-document pairs whose other side is as given."""
+        query = sa.select(wanted).where(
+            *(collection_documents.c[name] == value for name, value in where.items())
+        )
         with self._engine.connect() as db:
-            return set(
-                db.execute(
-                    sa.select(collection_documents.c.collection_id).where(
-                        collection_documents.c.doc_id == doc_id
-                    )
-                ).scalars()
-            )
+            return set(db.execute(query).scalars())
 
     def only_here(self, collection_id: str) -> set[str]:
         """The documents no other collection holds: deleting the collection must delete them

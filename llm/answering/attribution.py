@@ -16,11 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from ingest.records import SearchHit, location_label
 from llm.answering.evidence import says_something
 from llm.answering.extractive import split_sentences, terms
 
-EmbedFn = Callable[[list[str]], list[list[float]]]
+EmbedFn = Callable[[list[str]], Sequence[Sequence[float]]]
 
 # Share of a sentence's content words found in one passage for it to count as supported by words
 # alone; and the lower share that suffices when the embedder agrees.
@@ -300,12 +302,6 @@ def _two_passage_support(
     return best
 
 
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
-
-
 def attribute(answer: str, hits: Sequence[SearchHit], embed: EmbedFn | None = None) -> Attribution:
     """Match each sentence of `answer` to the hits (numbered from 1) that support it."""
     passages = [
@@ -329,15 +325,22 @@ def _meaning(
     if embed is None or not passages or not any(bodies):
         return [{} for _ in bodies]
     candidates = [(p.number, s) for p in passages for s in p.sentences]
-    vectors = embed([b or "-" for b in bodies] + [s for _, s in candidates])
-    own, theirs = vectors[: len(bodies)], vectors[len(bodies) :]
-    best: list[dict[int, float]] = []
-    for vector in own:
-        scores: dict[int, float] = {}
-        for (number, _), other in zip(candidates, theirs, strict=True):
-            scores[number] = max(scores.get(number, -1.0), cosine(vector, other))
-        best.append(scores)
-    return best
+    if not candidates:
+        return [{} for _ in bodies]
+    vectors = _unit_rows(embed([b or "-" for b in bodies] + [s for _, s in candidates]))
+    similar = vectors[: len(bodies)] @ vectors[len(bodies) :].T
+    numbers = np.asarray([number for number, _ in candidates])
+    columns = {number: numbers == number for number in dict.fromkeys(numbers.tolist())}
+    return [
+        {number: float(row[chosen].max()) for number, chosen in columns.items()} for row in similar
+    ]
+
+
+def _unit_rows(vectors: Sequence[Sequence[float]]) -> np.ndarray:
+    """The vectors as unit rows (a zero vector stays zero): their dot products are cosines."""
+    matrix = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 
 def _judge(

@@ -16,7 +16,7 @@ from llm.records.database import database_url, open_database
 from llm.settings import load_settings
 from tests.browser_fixtures import start_server, stop_server
 from tests.e2e.steps import ask, messages, sidebar, wait_idle
-from tests.postgres_server import fresh_database
+from tests.servers import fresh_database
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect.set_options(timeout=60_000)

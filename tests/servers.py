@@ -1,5 +1,6 @@
-"""A real PostgreSQL server for the tests: Debian's `postgresql`, installed when missing, run as
-the `postgres` user (it refuses to run as root) in a fresh cluster under a temporary folder."""
+"""Real servers for the tests and benchmarks: Debian's PostgreSQL (installed when missing, run as
+the `postgres` user, which it insists on, in a fresh cluster under a temporary folder) and
+Chroma's `chroma run`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +118,33 @@ def fresh_database(server_url: str, name: str) -> str:
     with psycopg.connect(admin, autocommit=True) as db:
         db.execute(f'CREATE DATABASE "{name}"')
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def start_chroma(folder: Path) -> Iterator[str]:
+    """Yield the URL of a `chroma run` server storing under `folder`; stop it afterwards."""
+    chroma = shutil.which("chroma") or pytest.fail("the `chroma` command (chromadb) is missing")
+    port = _free_port()
+    log_path = folder / "chroma.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [chroma, "run", "--path", str(folder / "server"), "--host", "127.0.0.1"]
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"chroma run did not start: {log_path.read_text()}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
