@@ -50,7 +50,9 @@ with st.sidebar:
     uploads = ui.document_uploader(base_settings, key="uploader")
     only = reading.scope(base_settings, index)
     shown = len(index.documents()) if only is None else len(only)
-    st.caption(f"{shown} document(s) indexed" + ("" if only is None else " that you can read"))
+    st.caption(
+        f"{shown} document(s) indexed" + ("" if only is None else " in the collections you search")
+    )
     st.subheader("Answering")
     settings = ui.model_controls(base_settings)
     with st.expander("Prompt sent (last answer)"):

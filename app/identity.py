@@ -18,6 +18,15 @@ COOKIE = "docqa_client"
 COOKIE_DAYS = 365
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
 SESSION_COOKIE = "docqa_session"
+SIGNED_IN_STATE = (
+    "messages",
+    "conversation_id",
+    "last_prompt",
+    "search_in",
+    "search_known",
+    "upload_to",
+    "admin_auth",
+)
 _SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
@@ -77,8 +86,9 @@ def account_box(accounts: Accounts, user: User) -> None:
 def _sign_out(accounts: Accounts) -> None:
     accounts.sign_out(st.session_state.get("session_token"))
     forget_sign_in()
-    # What the chat showed was this user's: the next one to sign in here must not see it.
-    for key in ("messages", "conversation_id", "last_prompt"):
+    # What this session showed and chose was this user's, and so is an admin unlock made in it:
+    # the next one to sign in here starts afresh.
+    for key in SIGNED_IN_STATE:
         st.session_state.pop(key, None)
 
 

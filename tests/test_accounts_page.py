@@ -61,10 +61,13 @@ def test_with_accounts_nothing_but_the_sign_in_page_shows_until_one_signs_in(
     sign_in(at, *ADA)
     assert at.title[0].value == "Ask your documents"
     assert "Signed in as **ada**" in page_text(at)
+    assert "search_in" in at.session_state and "upload_to" in at.session_state
 
     at.sidebar.button(key="sign_out").click().run()
     assert at.title[0].value == "Sign in to DocQA"
     assert not at.chat_input
+    for key in ("messages", "search_in", "upload_to", "admin_auth"):
+        assert key not in at.session_state, f"{key} outlived the sign-out"
 
 
 def test_without_accounts_the_app_is_open_as_before(accounts_env: Accounts) -> None:
@@ -189,7 +192,7 @@ def test_a_private_document_stays_out_of_another_users_answers_until_shared(
 
     # Bob: nothing of Ada's in his count, his search, his answer, or the answer cache.
     other = sign_in(start(), *BOB)
-    assert "0 document(s) indexed that you can read" in page_text(other)
+    assert "0 document(s) indexed in the collections you search" in page_text(other)
     ask(other, "Who are the crazy ones?")
     assert len(assistant_texts(other)) == 1
     assert "crazyones" not in page_text(other)
@@ -207,7 +210,7 @@ def test_a_private_document_stays_out_of_another_users_answers_until_shared(
     upload(ada, good_pdfs / "google-doc-document.pdf")
 
     other = sign_in(start(), *BOB)
-    assert "1 document(s) indexed that you can read" in page_text(other)
+    assert "1 document(s) indexed in the collections you search" in page_text(other)
     ask(other, "What is in the Google document?")
     shown = page_text(other)
     assert "google-doc-document.pdf" in shown and "crazyones" not in shown
@@ -216,7 +219,7 @@ def test_a_private_document_stays_out_of_another_users_answers_until_shared(
     upload(other, good_pdfs / "crazyones-pdfa.pdf")
     shown = page_text(other)
     assert "the same content is indexed already" in shown
-    assert "2 document(s) indexed that you can read" in shown
+    assert "2 document(s) indexed in the collections you search" in shown
 
 
 def test_a_document_leaving_its_last_collection_leaves_the_index_not_to_everyone(
@@ -226,11 +229,11 @@ def test_a_document_leaving_its_last_collection_leaves_the_index_not_to_everyone
     accounts_env.create(*BOB)
     ada = sign_in(start(), *ADA)
     upload(ada, good_pdfs / "crazyones-pdfa.pdf")
-    assert "1 document(s) indexed that you can read" in page_text(ada)
+    assert "1 document(s) indexed in the collections you search" in page_text(ada)
     [remove] = [b for b in ada.sidebar.button if b.label == "Remove crazyones-pdfa.pdf"]
     remove.click().run()
     assert not ada.exception, ada.exception
-    assert "0 document(s) indexed that you can read" in page_text(ada)
+    assert "0 document(s) indexed in the collections you search" in page_text(ada)
     settings = load_settings(data_dir=data_dir)
     assert _indexed_sources(settings) == [], "its only collection held it: out of the index"
 
@@ -241,14 +244,14 @@ def test_a_document_leaving_its_last_collection_leaves_the_index_not_to_everyone
     create.click().run()
     upload(ada, good_pdfs / "google-doc-document.pdf")
     bob = sign_in(start(), *BOB)
-    assert "1 document(s) indexed that you can read" in page_text(bob)
+    assert "1 document(s) indexed in the collections you search" in page_text(bob)
     [delete] = [b for b in ada.sidebar.button if b.label == "Delete the collection"]
     delete.click().run()
     assert not ada.exception, ada.exception
     assert "Handbook" not in page_text(ada)
     assert _indexed_sources(settings) == []
     bob = sign_in(start(), *BOB)
-    assert "0 document(s) indexed that you can read" in page_text(bob)
+    assert "0 document(s) indexed in the collections you search" in page_text(bob)
 
 
 def _indexed_sources(settings: Settings) -> list[str]:

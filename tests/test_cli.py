@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -361,34 +362,31 @@ def test_every_format_goes_in_with_docqa_add_and_search_names_its_place(
         assert capsys.readouterr().out.startswith(f"[1] {fact.name}, {fact.where} (score ")
 
 
-def test_users_are_managed_from_the_command_line(data_dir: Path) -> None:
-    def users(*args: str, password: str | None = None) -> subprocess.CompletedProcess[str]:
-        environment = {**os.environ, "DOCQA_DATA_DIR": str(data_dir)}
-        return subprocess.run(
-            [sys.executable, "-m", "app.cli", "users", *args],
-            input=None if password is None else password + "\n",
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+def test_users_are_managed_from_the_command_line(
+    data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def users(*args: str, password: str | None = None) -> tuple[int, str, str]:
+        # In process (the CLI's own process start costs seconds); a password comes on stdin.
+        monkeypatch.setattr(sys, "stdin", io.StringIO("" if password is None else password + "\n"))
+        code = main(["users", *args])
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    assert "No accounts" in users("list").stdout
-    short = users("add", "ada", password="short")
-    assert (short.returncode, short.stderr.strip()) == (
+    assert "No accounts" in users("list")[1]
+    assert users("add", "ada", password="short")[::2] == (
         1,
-        "docqa: A password needs at least 8 characters.",
+        "docqa: A password needs at least 8 characters.\n",
     )
-    assert users("add", "Ada", "--admin", password="ada's long password").returncode == 0
-    assert "taken" in users("add", "ada", password="another password").stderr
-    assert users("list").stdout.splitlines() == ["ada  (admin)"]
+    assert users("add", "Ada", "--admin", password="ada's long password")[0] == 0
+    assert "taken" in users("add", "ada", password="another password")[2]
+    assert users("list")[1].splitlines() == ["ada  (admin)"]
 
-    accounts = Accounts(open_database(database_url(load_settings(data_dir=data_dir))))
+    accounts = Accounts(open_database(database_url(load_settings(data_dir=data_env))))
     assert accounts.sign_in("ada", "ada's long password").outcome == "signed_in"
-    assert users("password", "ada", password="a new long password").returncode == 0
+    assert users("password", "ada", password="a new long password")[0] == 0
     assert accounts.sign_in("ada", "ada's long password").outcome == "wrong"
     assert accounts.sign_in("ada", "a new long password").outcome == "signed_in"
 
-    assert "no account 'bob'" in users("remove", "bob").stderr
-    assert users("remove", "ada").returncode == 0
+    assert "no account 'bob'" in users("remove", "bob")[2]
+    assert users("remove", "ada")[0] == 0
     assert not accounts.any_users()

@@ -89,6 +89,8 @@ class Collections:
     def private_of(self, user: User) -> Collection:
         """The user's own private collection, made on first need."""
         collection_id = f"private-{user.id}"
+        if (found := self.get(collection_id)) is not None:
+            return found
         try:
             with self._engine.begin() as db:
                 db.execute(
