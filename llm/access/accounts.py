@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerifyMismatchError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from llm.records.database import update_or_insert
 from llm.records.tables import login_sessions, login_tries, users
 
 MAX_FAILURES = 5
@@ -200,23 +201,13 @@ class Accounts:
     def _count_failure(self, name: str, now: float) -> int:
         """One more wrong try for `name`; starts the wait once there are enough of them."""
         with self._engine.begin() as db:
-            updated = db.execute(
-                sa.update(login_tries)
-                .where(login_tries.c.name == name)
-                .values(failures=login_tries.c.failures + 1)
-            ).rowcount
-            if not updated:
-                try:
-                    with db.begin_nested():
-                        db.execute(
-                            sa.insert(login_tries).values(name=name, failures=1, locked_until_s=0)
-                        )
-                except IntegrityError:
-                    db.execute(
-                        sa.update(login_tries)
-                        .where(login_tries.c.name == name)
-                        .values(failures=login_tries.c.failures + 1)
-                    )
+            update_or_insert(
+                db,
+                login_tries,
+                {"name": name},
+                {"failures": login_tries.c.failures + 1},
+                {"failures": 1, "locked_until_s": 0},
+            )
             failures = db.execute(
                 sa.select(login_tries.c.failures).where(login_tries.c.name == name)
             ).scalar_one()

@@ -59,10 +59,23 @@ class Collections:
         self._clock = clock
 
     def all(self) -> list[Collection]:
+        return self._load()
+
+    def get(self, collection_id: str) -> Collection | None:
+        found = self._load(collections.c.id == collection_id)
+        return found[0] if found else None
+
+    def _load(self, *where: sa.ColumnElement[bool]) -> list[Collection]:
+        """The collections matching `where` (all without), oldest first, with their readers."""
         with self._engine.connect() as db:
-            rows = db.execute(sa.select(collections).order_by(collections.c.created_s)).all()
+            rows = db.execute(
+                sa.select(collections).where(*where).order_by(collections.c.created_s)
+            ).all()
             readers: dict[str, list[int]] = {}
-            for collection_id, user_id in db.execute(sa.select(collection_readers)):
+            ids = [row.id for row in rows]
+            for collection_id, user_id in db.execute(
+                sa.select(collection_readers).where(collection_readers.c.collection_id.in_(ids))
+            ):
                 readers.setdefault(collection_id, []).append(int(user_id))
         return [
             Collection(
@@ -74,9 +87,6 @@ class Collections:
             )
             for row in rows
         ]
-
-    def get(self, collection_id: str) -> Collection | None:
-        return next((c for c in self.all() if c.id == collection_id), None)
 
     def readable(self, user: User) -> list[Collection]:
         return [c for c in self.all() if c.readable_by(user)]
@@ -93,15 +103,7 @@ class Collections:
             return found
         try:
             with self._engine.begin() as db:
-                db.execute(
-                    sa.insert(collections).values(
-                        id=collection_id,
-                        name=f"{user.name}'s documents",
-                        owner_id=user.id,
-                        visibility="private",
-                        created_s=self._clock(),
-                    )
-                )
+                self._insert(db, collection_id, f"{user.name}'s documents", user, "private")
         except IntegrityError:
             pass  # made already, by this or another process
         found = self.get(collection_id)
@@ -114,36 +116,37 @@ class Collections:
         name = " ".join(name.split())
         if not name or len(name) > 100:
             raise CollectionError("A collection's name is 1 to 100 characters.")
-        if visibility not in VISIBILITIES:
-            raise CollectionError(f"Unknown sharing {visibility!r}.")
         collection_id = uuid.uuid4().hex
         with self._engine.begin() as db:
-            db.execute(
-                sa.insert(collections).values(
-                    id=collection_id,
-                    name=name,
-                    owner_id=owner.id,
-                    visibility=visibility,
-                    created_s=self._clock(),
-                )
-            )
+            self._insert(db, collection_id, name, owner, _checked(visibility))
             _set_readers(db, collection_id, readers if visibility == "readers" else ())
         found = self.get(collection_id)
         assert found is not None
         return found
 
+    def _insert(
+        self, db: sa.Connection, collection_id: str, name: str, owner: User, visibility: str
+    ) -> None:
+        db.execute(
+            sa.insert(collections).values(
+                id=collection_id,
+                name=name,
+                owner_id=owner.id,
+                visibility=visibility,
+                created_s=self._clock(),
+            )
+        )
+
     def share(
         self, collection_id: str, visibility: Visibility, readers: Sequence[int] = ()
     ) -> None:
-        if visibility not in VISIBILITIES:
-            raise CollectionError(f"Unknown sharing {visibility!r}.")
         if collection_id == EVERYONE:
             raise CollectionError("Everyone's documents are everyone's.")
         with self._engine.begin() as db:
             db.execute(
                 sa.update(collections)
                 .where(collections.c.id == collection_id)
-                .values(visibility=visibility)
+                .values(visibility=_checked(visibility))
             )
             _set_readers(db, collection_id, readers if visibility == "readers" else ())
 
@@ -177,7 +180,7 @@ class Collections:
     def only_here(self, collection_id: str) -> set[str]:
         """The documents no other collection holds: deleting the collection must delete them
         from the index first, or they would fall to Everyone's documents."""
-        return {d for d in self.documents_of(collection_id) if self.homes(d) == {collection_id}}
+        return {d for d, held in self._homes().items() if held == {collection_id}}
 
     def remove_document(self, collection_id: str, doc_id: str) -> None:
         with self._engine.begin() as db:
@@ -209,15 +212,24 @@ class Collections:
     def scope(self, picked: Sequence[str], known: Iterable[str]) -> frozenset[str]:
         """The ids among `known` (the indexed documents) that the picked collections hold;
         Everyone's documents hold every document no collection holds."""
-        known = set(known)
+        homes, wanted = self._homes(), set(picked)
+        return frozenset(doc_id for doc_id in known if homes.get(doc_id, {EVERYONE}) & wanted)
+
+    def _homes(self) -> dict[str, set[str]]:
+        """Every document a collection holds, with the collections holding it."""
+        homes: dict[str, set[str]] = {}
         with self._engine.connect() as db:
-            homes: dict[str, set[str]] = {}
             for collection_id, doc_id in db.execute(
                 sa.select(collection_documents.c.collection_id, collection_documents.c.doc_id)
             ):
                 homes.setdefault(doc_id, set()).add(collection_id)
-        wanted = set(picked)
-        return frozenset(doc_id for doc_id in known if (homes.get(doc_id, {EVERYONE}) & wanted))
+        return homes
+
+
+def _checked(visibility: str) -> Visibility:
+    if visibility not in VISIBILITIES:
+        raise CollectionError(f"Unknown sharing {visibility!r}.")
+    return visibility  # type: ignore[return-value]
 
 
 def _set_readers(db: sa.Connection, collection_id: str, readers: Sequence[int]) -> None:

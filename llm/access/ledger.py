@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from llm.records.database import update_or_insert
 from llm.records.tables import ledger_calls, ledger_caps, ledger_imports
 
 Period = Literal["day", "week", "month"]
@@ -167,13 +168,8 @@ class SpendLedger:
         if not math.isfinite(dollars) or dollars < 0:
             raise ValueError("a cap must be a finite number of dollars, 0 or more")
         values = {"dollars": float(dollars), "updated_at_utc": _format(self._now())}
-        period = _checked(period)
         with self._engine.begin() as db:
-            changed = db.execute(
-                sa.update(ledger_caps).where(ledger_caps.c.period == period).values(values)
-            ).rowcount
-            if not changed:
-                db.execute(sa.insert(ledger_caps).values(period=period, **values))
+            update_or_insert(db, ledger_caps, {"period": _checked(period)}, values, values)
 
     def usage(self) -> list[PeriodSpend]:
         """Spend against cap for the current day, week and month, read in one transaction."""

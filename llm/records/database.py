@@ -7,10 +7,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import IntegrityError
 
 from llm.settings import Settings
 
@@ -55,6 +57,26 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def update_or_insert(
+    db: sa.Connection,
+    table: sa.Table,
+    key: dict[str, Any],
+    changes: dict[str, Any],
+    first: dict[str, Any],
+) -> None:
+    """Apply `changes` to the row of `table` matching `key`, or insert `key` with `first` when
+    there is none; a row another process inserted meanwhile gets the `changes` instead. (No
+    portable upsert in SQLAlchemy Core: each dialect has its own ON CONFLICT.)"""
+    match = [table.c[name] == value for name, value in key.items()]
+    if db.execute(sa.update(table).where(*match).values(changes)).rowcount:
+        return
+    try:
+        with db.begin_nested():
+            db.execute(sa.insert(table).values({**key, **first}))
+    except IntegrityError:
+        db.execute(sa.update(table).where(*match).values(changes))
 
 
 def _sqlite_pragmas(connection: sqlite3.Connection, _record: Any) -> None:
