@@ -33,7 +33,13 @@ from ingest.sqlite_file import SchemaTooNew
 from llm.access.accounts import AccountError, Accounts
 from llm.answering.pipeline import Source, warm_up
 from llm.answering.questions import clean_question, question_problem
-from llm.components import build_index, build_ledger, build_pipeline, index_config
+from llm.components import (
+    build_index,
+    build_ledger,
+    build_pipeline,
+    build_trace_store,
+    index_config,
+)
 from llm.evaluation.answer_eval import AnswerKey, AnswerReport, evaluate_answers, load_answer_keys
 from llm.evaluation.retrieval_eval import (
     REPORTED_RECALLS,
@@ -46,7 +52,7 @@ from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.models.packaged import LocalModelMissing
 from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import build_tracing
-from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
+from llm.records.trace_store import app_trace_url
 from llm.retrieval.modes import SEARCH_MODES, SearchMode, make_search
 from llm.service import Answered, AnswerService, Asker, Failed, Noticed, Reply, ServiceEvent
 from llm.settings import Settings, load_settings
@@ -385,7 +391,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             make_search(index, settings.search_mode),
             lambda: _chat_model(settings),
             build_ledger(settings),
-            TraceStore(settings.data_dir / TRACES_FILE),
+            build_trace_store(settings),
             tracing,
             url_wait_s=TRACE_URL_WAIT_S,
             flush_s=TRACE_FLUSH_S,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -16,12 +15,19 @@ from llm.access.collections import Collections
 from llm.access.ledger import SpendLedger
 from llm.access.ratelimit import SharedBuckets
 from llm.answering.pipeline import warm_up
-from llm.components import build_index, build_ledger, build_worker, ocr_for
+from llm.components import (
+    build_index,
+    build_ledger,
+    build_trace_store,
+    build_worker,
+    ocr_for,
+    shares_state,
+)
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.records.conversations import Conversations
 from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import Tracing, secret_values
-from llm.records.trace_store import TRACES_FILE, TraceStore
+from llm.records.trace_store import TraceStore
 from llm.retrieval.modes import SearchFn
 from llm.service import AnswerCache, AnswerService
 from llm.settings import Settings, load_settings
@@ -71,7 +77,8 @@ def chat_model(current: Settings) -> ChatModelChoice:
 
 @st.cache_resource(show_spinner="Opening the document index…")
 def _index(key: str, _settings: Settings) -> DocumentIndex:
-    return build_index(_settings, owner=APP_OWNER)
+    engine = database(_settings) if shares_state(_settings) else None
+    return build_index(_settings, owner=APP_OWNER, engine=engine)
 
 
 @st.cache_resource(show_spinner=False)
@@ -127,13 +134,15 @@ def admin_tries(current: Settings) -> TryBook:
 
 
 @st.cache_resource
-def _trace_store(data_dir: str) -> TraceStore:
-    return TraceStore(Path(data_dir) / TRACES_FILE)
+def _trace_store(key: str, _settings: Settings, _engine: Engine | None) -> TraceStore:
+    return build_trace_store(_settings, _engine)
 
 
 def trace_store(current: Settings) -> TraceStore:
     """The record of every answer made with this data dir, for the Traces page."""
-    return _trace_store(str(current.data_dir.resolve()))
+    engine = database(current) if shares_state(current) else None
+    key = _url_key(database_url(current)) + str(current.data_dir.resolve())
+    return _trace_store(key, current, engine)
 
 
 @st.cache_resource(show_spinner=False)

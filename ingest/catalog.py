@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ingest.instructions import InstructionFlag
 from ingest.records import DocumentRecord
@@ -72,6 +73,17 @@ class IndexConfig:
     chunk_overlap: int
 
 
+def config_of(row: Mapping[str, Any]) -> IndexConfig:
+    """The config stored in an index-state row."""
+    return IndexConfig(
+        row["embedding_provider"], row["embedding_model"], row["chunk_size"], row["chunk_overlap"]
+    )
+
+
+class DuplicateDocument(RuntimeError):
+    """A file with the same content was catalogued first (by another process or replica)."""
+
+
 @dataclass(frozen=True)
 class IndexState:
     """The index in use: its Chroma collection, version and the config it was built with.
@@ -99,16 +111,10 @@ class Catalog:
         row = self._db.connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
         if row is None:
             return None
-        config = IndexConfig(
-            row["embedding_provider"],
-            row["embedding_model"],
-            row["chunk_size"],
-            row["chunk_overlap"],
-        )
         return IndexState(
             row["collection"],
             row["version"],
-            config,
+            config_of(row),
             row["built_at"],
             row["reindexed_at"],
             row["relevance_threshold"],
@@ -163,15 +169,18 @@ class Catalog:
 
     def add(self, record: DocumentRecord, flags: Sequence[InstructionFlag] = ()) -> int:
         """Insert a document and its instruction flags and bump the version in one transaction;
-        returns the new version."""
-        with self._db.transaction() as db:
-            db.execute(
-                "INSERT INTO documents VALUES (:doc_id, :source, :sha256, :kind, :pages, :chunks,"
-                " :size_bytes, :added_at, :stored_path)",
-                asdict(record),
-            )
-            _insert_flags(db, record.doc_id, flags)
-            return _bump_version(db)
+        returns the new version. Raises DuplicateDocument when the same file was added first."""
+        try:
+            with self._db.transaction() as db:
+                db.execute(
+                    "INSERT INTO documents VALUES (:doc_id, :source, :sha256, :kind, :pages,"
+                    " :chunks, :size_bytes, :added_at, :stored_path)",
+                    asdict(record),
+                )
+                _insert_flags(db, record.doc_id, flags)
+                return _bump_version(db)
+        except sqlite3.IntegrityError as error:
+            raise DuplicateDocument(record.sha256) from error
 
     def remove(self, doc_id: str) -> int:
         with self._db.transaction() as db:

@@ -18,16 +18,19 @@ from urllib.parse import urlparse
 
 import chromadb
 import numpy as np
+import sqlalchemy as sa
 from chromadb.config import Settings as ChromaSettings
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from ingest.catalog import Catalog, IndexConfig, IndexState
 from ingest.chunking import embedding_text, split_document
+from ingest.database_catalog import DatabaseCatalog, DatabaseFiles
+from ingest.database_chunks import DatabaseChunks
 from ingest.embeddings import calibrated_threshold
 from ingest.formats.ocr import Ocr
 from ingest.instructions import InstructionFlag, find_instructions
-from ingest.keyword import KeywordIndex
+from ingest.keyword import KeywordIndex, SQLiteChunks
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, file_name, load_document
 from ingest.ownership import DataDirLock
 from ingest.priority import WriteSteps
@@ -107,10 +110,16 @@ class DocumentIndex:
         *,
         max_file_bytes: int,
         chroma_url: str | None = None,
+        database: sa.Engine | None = None,
         owner: str = "docqa",
         write_batch: int = WRITE_BATCH,
         ocr: Ocr | None = None,
     ):
+        """With `chroma_url` the vectors live in a `chroma run` server; with `database` as well,
+        the catalog, keyword chunks and original files live in that SQL database, so replicas
+        on several machines serve one corpus and `data_dir` keeps nothing they share."""
+        if database is not None and not chroma_url:
+            raise ValueError("an index with its state in a database needs a Chroma server too")
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = data_dir / "files"
@@ -127,16 +136,27 @@ class DocumentIndex:
         self._recent_guard = threading.Lock()
         self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_vectors_of: Embeddings | None = None
-        self._catalog = Catalog(data_dir / CATALOG_FILE)
+        self._database = database
+        self._files = DatabaseFiles(database) if database else None
+        self._catalog: Catalog | DatabaseCatalog
+        if database is not None:
+            self._catalog = DatabaseCatalog(database)
+            self._adopt_folder(self._catalog)
+        else:
+            self._catalog = Catalog(data_dir / CATALOG_FILE)
         self._client = _open_chroma(data_dir / "chroma", chroma_url)
         state = self._catalog.state() or self._catalog.initialise_state(
             f"{COLLECTION_PREFIX}1", default_config, _now(), _calibration(default_config)
         )
         self._embeddings = embeddings_factory(state.config)
         self._vectors = ChunkVectors(self._client, state.collection, self._embeddings)
-        self._keyword = KeywordIndex(self._keyword_dir(state.collection))
+        self._keyword = self._open_keyword(state.collection)
         self._state = state
-        if self.server_mode:
+        if database is not None:
+            # Replicas share every store, written in step: nothing to sync, and nothing to
+            # remove (another replica may be mid-write).
+            self._keyword.refresh()
+        elif self.server_mode:
             # Other processes share this store and may be mid-write: remove nothing of theirs.
             self._sync_keyword_index(self._catalog.doc_ids())
         else:
@@ -174,6 +194,8 @@ class DocumentIndex:
 
     def original(self, record: DocumentRecord) -> bytes:
         """The file as it was uploaded, from the stored copy."""
+        if self._files is not None:
+            return self._files.read(record.sha256)
         return (self.data_dir / record.stored_path).read_bytes()
 
     def search(
@@ -267,7 +289,8 @@ class DocumentIndex:
             built_at=state.built_at,
             reindexed_at=state.reindexed_at,
             relevance_threshold=_threshold_of(state),
-            disk_bytes=_folder_size(self.data_dir),
+            disk_bytes=_folder_size(self.data_dir)
+            + (self._files.size_bytes() if self._files else 0),
             collection=state.collection,
         )
 
@@ -324,7 +347,7 @@ class DocumentIndex:
             self._keyword.remove(doc_id, self._catalog.version() + 1)
             self._catalog.remove(doc_id)
             self._keyword.refresh()
-            (self.data_dir / record.stored_path).unlink(missing_ok=True)
+            self._discard_original(record.sha256, record.stored_path)
             return True
 
     def reindex(
@@ -341,9 +364,9 @@ class DocumentIndex:
             generation = int(self._state.collection.removeprefix(COLLECTION_PREFIX)) + 1
             name = f"{COLLECTION_PREFIX}{generation}"
             self._drop_collection(name)
-            shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
+            self._open_keyword(name).drop()
             new_vectors = ChunkVectors(self._client, name, embeddings)
-            new_keyword = KeywordIndex(self._keyword_dir(name))
+            new_keyword = self._open_keyword(name)
             records = self.documents()
             counts: dict[str, int] = {}
             flags: dict[str, list[InstructionFlag]] = {}
@@ -375,9 +398,8 @@ class DocumentIndex:
                     raise ReindexFailed(errors)
                 new_keyword.refresh()
             except BaseException:
-                new_keyword.close()
+                new_keyword.drop()
                 self._drop_collection(name)
-                shutil.rmtree(self._keyword_dir(name), ignore_errors=True)
                 raise
             old, old_keyword = self._state.collection, self._keyword
             version = self._catalog.switch_collection(
@@ -386,9 +408,8 @@ class DocumentIndex:
             new_keyword.set_version(version)
             self._embeddings, self._vectors, self._keyword = embeddings, new_vectors, new_keyword
             self._state = self._catalog.state() or self._state
-            old_keyword.close()
+            old_keyword.drop()
             self._drop_collection(old)
-            shutil.rmtree(self._keyword_dir(old), ignore_errors=True)
             return ReindexResult(version, len(records), sum(counts.values()), _since(started))
 
     def interrupt_writes(self) -> None:
@@ -467,7 +488,7 @@ class DocumentIndex:
             if state.collection != self._state.collection:
                 self._embeddings = self._embeddings_factory(state.config)
                 self._vectors = ChunkVectors(self._client, state.collection, self._embeddings)
-                self._keyword = KeywordIndex(self._keyword_dir(state.collection))
+                self._keyword = self._open_keyword(state.collection)
                 self._state = state
         return True
 
@@ -483,14 +504,7 @@ class DocumentIndex:
         with self._write_guard:
             existing = self._catalog.find_by_sha256(doc.sha256)
             if existing is not None:
-                return AddResult(
-                    name,
-                    "duplicate",
-                    existing.doc_id,
-                    existing.pages,
-                    existing.chunks,
-                    f"same content as {existing.source}, already indexed",
-                )
+                return _duplicate(name, existing)
             config = self._state.config
             chunks = split_document(doc, config.chunk_size, config.chunk_overlap)
             if not chunks:
@@ -500,12 +514,16 @@ class DocumentIndex:
             try:
                 self._write_chunks(self._vectors, doc.doc_id, chunks)
                 self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
-                record = _record(doc, stored.relative_to(self.data_dir), len(chunks))
-                self._catalog.add(record, flags)
+                self._catalog.add(_record(doc, stored, len(chunks)), flags)
             except Exception as error:
+                existing = self._catalog.find_by_sha256(doc.sha256)
+                if existing is not None:
+                    # Another process or replica catalogued the same file meanwhile: the
+                    # chunks and stored copy are also its, the same bytes; leave them.
+                    return _duplicate(name, existing)
                 self._vectors.remove_document(doc.doc_id)
                 self._keyword.remove(doc.doc_id, self._catalog.version())
-                stored.unlink(missing_ok=True)
+                self._discard_original(doc.sha256, stored)
                 return AddResult(name, "failed", error=f"could not be indexed: {error}")
             return AddResult(
                 name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags)
@@ -529,12 +547,50 @@ class DocumentIndex:
             vectors.remove_document(doc_id)
             raise
 
-    def _store_original(self, doc: LoadedDocument) -> Path:
-        path = self.files_dir / f"{doc.sha256}{Path(doc.source).suffix.lower()}"
+    def _store_original(self, doc: LoadedDocument) -> str:
+        """Keep the uploaded bytes; returns where, as the catalog records it."""
+        name = f"{doc.sha256}{Path(doc.source).suffix.lower()}"
+        if self._files is not None:
+            self._files.put(doc.sha256, doc.data)
+            return f"database:{name}"
+        path = self.files_dir / name
         temporary = path.with_suffix(path.suffix + ".part")
         temporary.write_bytes(doc.data)
         temporary.replace(path)
-        return path
+        return str(path.relative_to(self.data_dir))
+
+    def _discard_original(self, sha256: str, stored_path: str) -> None:
+        if self._files is not None:
+            self._files.delete(sha256)
+        else:
+            (self.data_dir / stored_path).unlink(missing_ok=True)
+
+    def _adopt_folder(self, catalog: DatabaseCatalog) -> None:
+        """A data dir of server mode from before the state moved to the database: its catalog,
+        keyword chunks and files are copied into the empty database once (the vectors are on
+        the Chroma server already); the folder is left as it was."""
+        path = self.data_dir / CATALOG_FILE
+        if not path.exists() or catalog.state() is not None:
+            return
+        local = Catalog(path)
+        try:
+            state, records = local.state(), local.documents()
+            if state is None or not records:
+                return
+            keyword = SQLiteChunks(self._keyword_dir(state.collection) / "chunks.sqlite3")
+            originals = {}
+            for record in records:
+                with contextlib.suppress(FileNotFoundError):
+                    originals[record.sha256] = (self.data_dir / record.stored_path).read_bytes()
+            catalog.adopt(state, records, local.instruction_flags(), originals, keyword.rows())
+            keyword.close()
+        finally:
+            local.close()
+
+    def _open_keyword(self, collection: str) -> KeywordIndex:
+        if self._database is not None:
+            return KeywordIndex(None, DatabaseChunks(self._database, collection))
+        return KeywordIndex(self._keyword_dir(collection))
 
     def _reload(self, record: DocumentRecord) -> LoadedDocument:
         data = self.original(record)
@@ -647,7 +703,18 @@ def _hit(document: Document, distance: float) -> SearchHit:
     )
 
 
-def _record(doc: LoadedDocument, stored: Path, chunks: int) -> DocumentRecord:
+def _duplicate(name: str, existing: DocumentRecord) -> AddResult:
+    return AddResult(
+        name,
+        "duplicate",
+        existing.doc_id,
+        existing.pages,
+        existing.chunks,
+        f"same content as {existing.source}, already indexed",
+    )
+
+
+def _record(doc: LoadedDocument, stored: str, chunks: int) -> DocumentRecord:
     return DocumentRecord(
         doc_id=doc.doc_id,
         source=doc.source,
@@ -657,7 +724,7 @@ def _record(doc: LoadedDocument, stored: Path, chunks: int) -> DocumentRecord:
         chunks=chunks,
         size_bytes=doc.size_bytes,
         added_at=_now(),
-        stored_path=str(stored),
+        stored_path=stored,
     )
 
 

@@ -11,10 +11,11 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import numpy as np
@@ -100,36 +101,186 @@ class _Built:
     rows: np.ndarray
 
 
-class KeywordIndex:
-    """Chunks and their BM25 index in `folder`; one instance per folder, shared by threads.
+# A chunk as stored: doc_id, chunk_index, source, page, location, ocr, text, tokens.
+ChunkRow = tuple[str, int, str, int, str | None, bool, str, str]
 
-    Changes go to an SQLite table at once and mark the BM25 matrix stale; it is rebuilt once, at
-    `refresh()` or at the next search, and saved with the generation it reflects, so a restart
-    loads it instead of rebuilding.
+
+class ChunkStore(Protocol):
+    """Where a keyword index keeps its chunks, their tokens and two counters: the generation
+    (bumped by every change: a matrix built at another generation is stale) and the document
+    index version the chunks reflect."""
+
+    def generation(self) -> int: ...
+
+    def version(self) -> int: ...
+
+    def doc_ids(self) -> set[str]: ...
+
+    def count(self) -> int: ...
+
+    def replace(self, doc_id: str, rows: Sequence[ChunkRow], version: int) -> None: ...
+
+    def remove(self, doc_id: str, version: int) -> bool: ...
+
+    def set_version(self, version: int) -> None: ...
+
+    def corpus(self) -> tuple[int, int, list[int], list[str]]:
+        """One consistent read: generation, version, and each chunk's row id and tokens."""
+        ...
+
+    def fetch(self, row_ids: Sequence[int]) -> dict[int, tuple]:
+        """Per row id: doc_id, source, page, chunk_index, text, location, ocr."""
+        ...
+
+    def retokenize_unless(self, tokenizer: str, tokenize: Callable[[str], list[str]]) -> None:
+        """Re-derive every chunk's tokens unless they were made by `tokenizer`."""
+        ...
+
+    def close(self) -> None: ...
+
+    def drop(self) -> None: ...
+
+
+class SQLiteChunks:
+    """The chunks in an SQLite file of the keyword index's folder (the embedded data dir)."""
+
+    def __init__(self, path: Path):
+        self._db = SQLiteFile(path, MIGRATIONS)
+
+    def generation(self) -> int:
+        return _meta_int(self._db.connection(), "generation")
+
+    def version(self) -> int:
+        return _meta_int(self._db.connection(), "version")
+
+    def doc_ids(self) -> set[str]:
+        rows = self._db.connection().execute("SELECT DISTINCT doc_id FROM chunks")
+        return {row[0] for row in rows}
+
+    def count(self) -> int:
+        return int(self._db.connection().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def replace(self, doc_id: str, rows: Sequence[ChunkRow], version: int) -> None:
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            db.executemany(
+                "INSERT INTO chunks"
+                " (doc_id, chunk_index, source, page, location, ocr, text, tokens)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            _changed(db, version)
+
+    def remove(self, doc_id: str, version: int) -> bool:
+        with self._db.transaction() as db:
+            deleted = db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount > 0
+            if deleted:
+                _changed(db, version)
+            else:
+                _set_meta(db, "version", version)
+        return deleted
+
+    def set_version(self, version: int) -> None:
+        with self._db.transaction() as db:
+            _set_meta(db, "version", version)
+
+    def rows(self) -> list[ChunkRow]:
+        """Every chunk as stored, in the order they were written."""
+        found = self._db.connection().execute(
+            "SELECT doc_id, chunk_index, source, page, location, ocr, text, tokens FROM chunks"
+            " ORDER BY id"
+        )
+        return [(*row[:5], bool(row[5]), *row[6:]) for row in found]
+
+    def corpus(self) -> tuple[int, int, list[int], list[str]]:
+        with self._db.snapshot() as db:
+            generation = _meta_int(db, "generation")
+            version = _meta_int(db, "version")
+            stored = db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
+        return generation, version, [row[0] for row in stored], [row[1] for row in stored]
+
+    def fetch(self, row_ids: Sequence[int]) -> dict[int, tuple]:
+        if not row_ids:
+            return {}
+        marks = ",".join("?" * len(row_ids))
+        found = self._db.connection().execute(
+            "SELECT id, doc_id, source, page, chunk_index, text, location, ocr FROM chunks"
+            f" WHERE id IN ({marks})",
+            list(row_ids),
+        )
+        return {row[0]: tuple(row[1:]) for row in found}
+
+    def retokenize_unless(self, tokenizer: str, tokenize: Callable[[str], list[str]]) -> None:
+        with self._db.transaction() as db:
+            stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
+            if stored is not None and stored[0] == tokenizer:
+                return
+            texts = db.execute("SELECT id, text FROM chunks").fetchall()
+            db.executemany(
+                "UPDATE chunks SET tokens = ? WHERE id = ?",
+                [(" ".join(tokenize(text)), row_id) for row_id, text in texts],
+            )
+            _set_meta(db, "tokenizer", tokenizer)
+            _set_meta(db, "generation", _meta_int(db, "generation") + 1)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def drop(self) -> None:
+        """Nothing beyond the file, which goes with the keyword index's folder."""
+        self._db.close()
+
+
+def _changed(db: sqlite3.Connection, version: int) -> None:
+    """Record a change to the chunks: a new generation (the matrix is now stale) and the version."""
+    _set_meta(db, "generation", _meta_int(db, "generation") + 1)
+    _set_meta(db, "version", version)
+
+
+def _meta_int(db: sqlite3.Connection, key: str) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+
+class KeywordIndex:
+    """Chunks and their BM25 index; one instance per collection, shared by threads.
+
+    Changes go to the chunk store at once and mark the BM25 matrix stale; it is rebuilt once, at
+    `refresh()` or at the next search. With a `folder` (the embedded data dir), the chunks live
+    in an SQLite file there unless `chunks` keeps them elsewhere, and the matrix is saved with
+    the generation it reflects, so a restart loads it instead of rebuilding. Without one (chunks
+    in a shared database), the matrix is built in memory from the chunks: a saved copy could
+    outlive a collection dropped and made again by another replica.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path | None, chunks: ChunkStore | None = None):
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        if chunks is None:
+            if folder is None:
+                raise ValueError("a keyword index needs a folder or a chunk store")
+            chunks = SQLiteChunks(folder / "chunks.sqlite3")
         self._lock = threading.RLock()
-        self._db = SQLiteFile(self.folder / "chunks.sqlite3", MIGRATIONS)
+        self._chunks = chunks
         self._built: _Built | None = None
         self._built_at = 0.0
         self._rebuilds = 0
         # While set (seconds), searches keep a stale matrix and refreshes rebuild at most this
         # often: a background job adding file after file would otherwise rebuild after each.
         self._lag_s: float | None = None
-        with self._db.transaction() as db:
-            stored = db.execute("SELECT value FROM meta WHERE key = 'tokenizer'").fetchone()
-            if stored is None or stored[0] != TOKENIZER:
-                self._retokenize(db)
+        self._chunks.retokenize_unless(TOKENIZER, tokenize)
 
     # -- reading -------------------------------------------------------------------------
 
     @property
     def version(self) -> int:
         """The document index version the stored chunks reflect (0 before the first change)."""
-        return self._meta_int(self._db.connection(), "version")
+        return self._chunks.version()
 
     @property
     def rebuilds(self) -> int:
@@ -137,11 +288,10 @@ class KeywordIndex:
         return self._rebuilds
 
     def doc_ids(self) -> set[str]:
-        rows = self._db.connection().execute("SELECT DISTINCT doc_id FROM chunks")
-        return {row[0] for row in rows}
+        return self._chunks.doc_ids()
 
     def chunk_count(self) -> int:
-        return int(self._db.connection().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        return self._chunks.count()
 
     def search(self, query: str, k: int) -> list[SearchHit]:
         """The k chunks with the highest BM25 score (> 0) for `query`, best first."""
@@ -154,7 +304,7 @@ class KeywordIndex:
             return []
         scores = built.model.get_scores_from_ids(ids)
         top = _top_k(scores, k)
-        chunks = self._fetch([int(built.rows[i]) for i in top])
+        chunks = self._chunks.fetch([int(built.rows[i]) for i in top])
         # A chunk deleted since this matrix was built is missing from `chunks` and skipped.
         return [
             _hit(chunks[int(built.rows[i])], float(scores[i]))
@@ -183,31 +333,20 @@ class KeywordIndex:
             )
             for chunk in chunks
         ]
-        with self._lock, self._db.transaction() as db:
-            db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-            db.executemany(
-                "INSERT INTO chunks"
-                " (doc_id, chunk_index, source, page, location, ocr, text, tokens)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            _changed(db, version)
+        with self._lock:
+            self._chunks.replace(doc_id, rows, version)
         return len(rows)
 
     def remove(self, doc_id: str, version: int) -> bool:
         """Drop a document's chunks; returns whether it had any. Records the version either way."""
-        with self._lock, self._db.transaction() as db:
-            deleted = db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount > 0
-            if deleted:
-                _changed(db, version)
-            else:
-                _set_meta(db, "version", version)
+        with self._lock:
+            deleted = self._chunks.remove(doc_id, version)
         return deleted
 
     def set_version(self, version: int) -> None:
         """Record that the stored chunks match index `version` (after checking them against it)."""
-        with self._lock, self._db.transaction() as db:
-            _set_meta(db, "version", version)
+        with self._lock:
+            self._chunks.set_version(version)
 
     def refresh(self) -> bool:
         """Bring the BM25 matrix up to date (while `lagging`, only once it is old enough);
@@ -231,18 +370,25 @@ class KeywordIndex:
 
     def close(self) -> None:
         """Close this thread's connection; other threads' close as their threads end."""
-        self._db.close()
+        self._chunks.close()
         self._built = None
+
+    def drop(self) -> None:
+        """Delete the stored chunks and the saved matrix: the collection they served is gone."""
+        self.close()
+        self._chunks.drop()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     # -- internals -----------------------------------------------------------------------
 
     def _current(self, fresh: bool = False) -> _Built:
         built = self._built
-        generation = self._meta_int(self._db.connection(), "generation")
+        generation = self._chunks.generation()
         if built is not None and (built.generation == generation or self._lagging(fresh)):
             return built
         with self._lock:
-            generation = self._meta_int(self._db.connection(), "generation")
+            generation = self._chunks.generation()
             if self._built is None or self._built.generation != generation:
                 self._built = self._load(generation) or self._rebuild()
                 self._built_at = time.monotonic()
@@ -250,12 +396,9 @@ class KeywordIndex:
 
     def _rebuild(self) -> _Built:
         """Build the matrix from every stored chunk and save it; called with the lock held."""
-        with self._db.snapshot() as db:
-            generation = self._meta_int(db, "generation")
-            version = self._meta_int(db, "version")
-            stored = db.execute("SELECT id, tokens FROM chunks ORDER BY id").fetchall()
-        rows = np.fromiter((row[0] for row in stored), dtype=np.int64, count=len(stored))
-        corpus = [row[1].split() for row in stored]
+        generation, version, ids, tokens = self._chunks.corpus()
+        rows = np.fromiter(ids, dtype=np.int64, count=len(ids))
+        corpus = [line.split() for line in tokens]
         model = None
         # bm25s cannot index a corpus without a single token.
         if any(corpus):
@@ -274,6 +417,8 @@ class KeywordIndex:
 
     def _save(self, built: _Built, version: int) -> None:
         """Write the matrix to a new folder, then point `current.json` at it in one rename."""
+        if self.folder is None:
+            return
         name = f"bm25-{built.generation}"
         target = self.folder / name
         shutil.rmtree(target, ignore_errors=True)
@@ -291,6 +436,8 @@ class KeywordIndex:
 
     def _load(self, generation: int) -> _Built | None:
         """The saved matrix if it reflects `generation`, else None (it must be rebuilt)."""
+        if self.folder is None:
+            return None
         try:
             pointer = json.loads((self.folder / _CURRENT).read_text(encoding="utf-8"))
             if pointer["generation"] != generation:
@@ -302,43 +449,6 @@ class KeywordIndex:
         except (OSError, ValueError, KeyError):
             return None
         return _Built(generation, model, rows)
-
-    def _retokenize(self, db: sqlite3.Connection) -> None:
-        """Re-derive every chunk's tokens with the current tokenizer (run inside a transaction)."""
-        stored = db.execute("SELECT id, text FROM chunks").fetchall()
-        db.executemany(
-            "UPDATE chunks SET tokens = ? WHERE id = ?",
-            [(" ".join(tokenize(text)), row_id) for row_id, text in stored],
-        )
-        _set_meta(db, "tokenizer", TOKENIZER)
-        _set_meta(db, "generation", self._meta_int(db, "generation") + 1)
-
-    def _fetch(self, row_ids: list[int]) -> dict[int, tuple]:
-        if not row_ids:
-            return {}
-        marks = ",".join("?" * len(row_ids))
-        found = self._db.connection().execute(
-            "SELECT id, doc_id, source, page, chunk_index, text, location, ocr FROM chunks"
-            f" WHERE id IN ({marks})",
-            row_ids,
-        )
-        return {row[0]: tuple(row[1:]) for row in found}
-
-    @staticmethod
-    def _meta_int(db: sqlite3.Connection, key: str) -> int:
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
-
-
-def _changed(db: sqlite3.Connection, version: int) -> None:
-    """Record a change to the chunks: a new generation (the matrix is now stale) and the version."""
-    generation = KeywordIndex._meta_int(db, "generation") + 1
-    _set_meta(db, "generation", generation)
-    _set_meta(db, "version", version)
-
-
-def _set_meta(db: sqlite3.Connection, key: str, value: object) -> None:
-    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
 
 
 def _hit(row: tuple, score: float) -> SearchHit:

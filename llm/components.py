@@ -16,6 +16,7 @@ from llm.answering.pipeline import AnswerPipeline
 from llm.models.choice import ChatModelChoice
 from llm.records.database import database_url, open_database
 from llm.records.langsmith_tracing import secret_values
+from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.retrieval.modes import SearchFn
 from llm.settings import DEFAULT_OPENAI_EMBEDDING_MODEL, LOCAL_EMBEDDING_MODEL, Settings
 
@@ -33,8 +34,15 @@ def index_config(settings: Settings) -> IndexConfig:
     )
 
 
-def build_index(settings: Settings, owner: str) -> DocumentIndex:
-    """Open (or create) the index under the data dir; an existing index keeps its own config."""
+def shares_state(settings: Settings) -> bool:
+    """Whether the index's state lives on servers (vectors in Chroma, the rest in the database)
+    rather than in the data dir: both servers are set, as for replicas on several machines."""
+    return settings.chroma_url is not None and settings.database_url is not None
+
+
+def build_index(settings: Settings, owner: str, engine: Engine | None = None) -> DocumentIndex:
+    """Open (or create) the index; an existing index keeps its own config. When state is shared,
+    its catalog, keyword chunks and files are in the database (`engine`, or the settings' one)."""
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
 
     def embeddings_for(config: IndexConfig):
@@ -48,9 +56,24 @@ def build_index(settings: Settings, owner: str) -> DocumentIndex:
         index_config(settings),
         max_file_bytes=settings.max_upload_mb * 1024 * 1024,
         chroma_url=settings.chroma_url,
+        database=_shared_database(settings, engine),
         owner=owner,
         ocr=ocr_for(settings),
     )
+
+
+def build_trace_store(settings: Settings, engine: Engine | None = None) -> TraceStore:
+    """The record of answers: in the database when state is shared, else in the data dir."""
+    shared = _shared_database(settings, engine)
+    if shared is not None:
+        return TraceStore(engine=shared)
+    return TraceStore(settings.data_dir / TRACES_FILE)
+
+
+def _shared_database(settings: Settings, engine: Engine | None) -> Engine | None:
+    if not shares_state(settings):
+        return None
+    return engine or open_database(database_url(settings))
 
 
 def build_worker(index: DocumentIndex) -> IndexWorker:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from streamlit.testing.v1 import AppTest
 from ingest.records import SearchHit
 from llm.answering.pipeline import AnswerPipeline, AnswerResult
 from llm.models.choice import extractive_choice
+from llm.records.database import open_database
 from llm.records.trace_store import TRACES_FILE, TraceStore, app_trace_url
 from tests.app_pages import indexed
+from tests.servers import fresh_database
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TRACES_PAGE = "app/traces.py"
@@ -44,9 +47,15 @@ def answer(question: str) -> AnswerResult:
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> TraceStore:
-    return TraceStore(tmp_path / TRACES_FILE)
+@pytest.fixture(params=["file", "database", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> TraceStore:
+    """Its own SQLite file (embedded), or the app's database (state shared by replicas)."""
+    if request.param == "file":
+        return TraceStore(tmp_path / TRACES_FILE)
+    if request.param == "database":
+        return TraceStore(engine=open_database(f"sqlite:///{tmp_path / 'docqa.db'}"))
+    server = request.getfixturevalue("postgres_server")
+    return TraceStore(engine=open_database(fresh_database(server, f"t_{uuid.uuid4().hex[:12]}")))
 
 
 def test_a_recorded_answer_comes_back_whole(store: TraceStore) -> None:

@@ -1,4 +1,5 @@
-"""The app's own record of every answer (SQLite under the data dir), for the Traces page."""
+"""The app's own record of every answer, for the Traces page: an SQLite file under the data dir,
+or the app's database when replicas share one corpus."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
+
 from ingest.sqlite_file import Migration, SQLiteFile
 from llm.answering.pipeline import AnswerResult, Timings, Usage
 
@@ -19,10 +22,29 @@ TRACES_PAGE = "traces"
 # Fixed width with a trailing Z, so comparing the text compares the times.
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
-_COLUMNS = (
-    "id, created_at, page, question, standalone_question, answer, provider, model, sources, "
-    "prompt, timings, usage, langsmith_url, cached_from, feedback_score, feedback_comment, "
-    "attribution, owner"
+# The table as the SQLite file's migrations below and the app database's migration 0004 make it;
+# JSON fields are kept as text in both.
+traces = sa.Table(
+    "traces",
+    sa.MetaData(),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.String(32), nullable=False, index=True),
+    sa.Column("page", sa.Text, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("standalone_question", sa.Text, nullable=False),
+    sa.Column("answer", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("sources", sa.Text, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("timings", sa.Text, nullable=False),
+    sa.Column("usage", sa.Text, nullable=False),
+    sa.Column("langsmith_url", sa.Text),
+    sa.Column("cached_from", sa.Text),
+    sa.Column("feedback_score", sa.Integer),
+    sa.Column("feedback_comment", sa.Text),
+    sa.Column("attribution", sa.Text),
+    sa.Column("owner", sa.Text),
 )
 
 
@@ -104,12 +126,22 @@ def app_trace_url(public_url: str, trace_id: str) -> str:
 
 
 class TraceStore:
-    """Answers in SQLite; any thread or process may use it (a connection per thread)."""
+    """Answers in an SQLite file (`db_path`) or in the app's database (`engine`); any thread or
+    process may use it."""
 
-    def __init__(self, db_path: Path, busy_timeout_s: float = 10.0) -> None:
-        self.db_path = Path(db_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = SQLiteFile(self.db_path, MIGRATIONS, busy_timeout_s=busy_timeout_s, wal=False)
+    def __init__(
+        self,
+        db_path: Path | None = None,
+        busy_timeout_s: float = 10.0,
+        *,
+        engine: sa.Engine | None = None,
+    ) -> None:
+        if engine is None:
+            if db_path is None:
+                raise ValueError("a trace store needs a file or a database")
+            engine = _sqlite_engine(Path(db_path), busy_timeout_s)
+        self.db_path = db_path
+        self._engine = engine
 
     def record(
         self,
@@ -121,30 +153,25 @@ class TraceStore:
     ) -> TraceRecord:
         """Keep a finished answer under its root run id (a new id when it has none)."""
         trace_id = result.run_id or str(uuid.uuid4())
-        sources = [asdict(source) for source in result.sources]
-        row = (
-            trace_id,
-            _now(),
-            page,
-            result.question,
-            result.standalone_question,
-            result.answer,
-            result.provider,
-            result.model,
-            json.dumps(sources, ensure_ascii=False),
-            json.dumps(result.prompt_messages, ensure_ascii=False),
-            json.dumps(asdict(result.timings)),
-            json.dumps(result.usage.to_json()),
-            langsmith_url,
-            None,
-            None,
-            None,
-            json.dumps(result.attribution.to_json()) if result.attribution else None,
-            owner,
-        )
-        self._db.connection().execute(
-            f"INSERT INTO traces ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})", row
-        )
+        row = {
+            "id": trace_id,
+            "created_at": _now(),
+            "page": page,
+            "question": result.question,
+            "standalone_question": result.standalone_question,
+            "answer": result.answer,
+            "provider": result.provider,
+            "model": result.model,
+            "sources": _json([asdict(source) for source in result.sources]),
+            "prompt": _json(result.prompt_messages),
+            "timings": _json(asdict(result.timings)),
+            "usage": _json(result.usage.to_json()),
+            "langsmith_url": langsmith_url,
+            "attribution": _json(result.attribution.to_json()) if result.attribution else None,
+            "owner": owner,
+        }
+        with self._engine.begin() as db:
+            db.execute(sa.insert(traces).values(row))
         return self._get_required(trace_id)
 
     def record_cache_hit(
@@ -152,26 +179,29 @@ class TraceStore:
     ) -> TraceRecord | None:
         """A new entry for an answer served from the cache, copying the original's content
         (not its asker: the entry is the new asker's own)."""
+        with self._engine.connect() as db:
+            row = db.execute(sa.select(traces).where(traces.c.id == origin_id)).mappings().first()
+        if row is None:
+            return None
         trace_id = str(uuid.uuid4())
-        inserted = (
-            self._db.connection()
-            .execute(
-                f"""INSERT INTO traces ({_COLUMNS})
-                SELECT ?, ?, ?, ?, standalone_question, answer, provider, model, sources, prompt,
-                    timings, usage, langsmith_url, id, NULL, NULL, attribution, ?
-                FROM traces WHERE id = ?""",
-                (trace_id, _now(), page, question, owner, origin_id),
-            )
-            .rowcount
-        )
-        return self.get(trace_id) if inserted else None
+        copy = {
+            **row,
+            "id": trace_id,
+            "created_at": _now(),
+            "page": page,
+            "question": question,
+            "cached_from": origin_id,
+            "feedback_score": None,
+            "feedback_comment": None,
+            "owner": owner,
+        }
+        with self._engine.begin() as db:
+            db.execute(sa.insert(traces).values(copy))
+        return self.get(trace_id)
 
     def get(self, trace_id: str) -> TraceRecord | None:
-        row = (
-            self._db.connection()
-            .execute(f"SELECT {_COLUMNS} FROM traces WHERE id = ?", (trace_id,))
-            .fetchone()
-        )
+        with self._engine.connect() as db:
+            row = db.execute(sa.select(traces).where(traces.c.id == trace_id)).mappings().first()
         return _to_record(row) if row else None
 
     def recent(
@@ -179,52 +209,60 @@ class TraceStore:
     ) -> list[TraceRecord]:
         """Newest first, only `owner`'s (None: everyone's, for an admin); `search` keeps answers
         whose question or answer contains it (any case)."""
-        conditions, params = [], []
+        query = sa.select(traces)
         if owner is not None:
-            conditions.append("owner = ?")
-            params.append(owner)
+            query = query.where(traces.c.owner == owner)
         if search and search.strip():
             pattern = "%" + _escape_like(search.strip()) + "%"
-            conditions.append(
-                "(question LIKE ? ESCAPE '\\' OR standalone_question LIKE ? ESCAPE '\\' "
-                "OR answer LIKE ? ESCAPE '\\')"
+            searched = (traces.c.question, traces.c.standalone_question, traces.c.answer)
+            query = query.where(
+                sa.or_(*(column.ilike(pattern, escape="\\") for column in searched))
             )
-            params += [pattern, pattern, pattern]
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        rows = self._db.connection().execute(
-            f"SELECT {_COLUMNS} FROM traces {where} ORDER BY created_at DESC, rowid DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [_to_record(row) for row in rows]
+        query = query.order_by(traces.c.created_at.desc(), traces.c.id.desc()).limit(limit)
+        with self._engine.connect() as db:
+            return [_to_record(row) for row in db.execute(query).mappings()]
 
     def set_feedback(
         self, trace_id: str, score: int | None, comment: str | None, *, owner: str
     ) -> bool:
         """Keep thumbs (1 up, 0 down, None cleared) and comment (blank: none) on one of `owner`'s
         answers; False if there is no such answer of theirs."""
-        changed = (
-            self._db.connection()
-            .execute(
-                "UPDATE traces SET feedback_score = ?, feedback_comment = ? "
-                "WHERE id = ? AND owner = ?",
-                (score, (comment or "").strip() or None, trace_id, owner),
-            )
-            .rowcount
-        )
+        with self._engine.begin() as db:
+            changed = db.execute(
+                sa.update(traces)
+                .where(traces.c.id == trace_id, traces.c.owner == owner)
+                .values(feedback_score=score, feedback_comment=(comment or "").strip() or None)
+            ).rowcount
         return bool(changed)
 
     def set_langsmith_url(self, trace_id: str, url: str) -> None:
         """The LangSmith link, once known (it can take a lookup that finishes after the answer)."""
-        self._db.connection().execute(
-            "UPDATE traces SET langsmith_url = ? WHERE id = ? OR cached_from = ?",
-            (url, trace_id, trace_id),
-        )
+        with self._engine.begin() as db:
+            db.execute(
+                sa.update(traces)
+                .where(sa.or_(traces.c.id == trace_id, traces.c.cached_from == trace_id))
+                .values(langsmith_url=url)
+            )
 
     def _get_required(self, trace_id: str) -> TraceRecord:
         record = self.get(trace_id)
         if record is None:
             raise RuntimeError(f"trace {trace_id} vanished right after it was written")
         return record
+
+
+def _sqlite_engine(path: Path, busy_timeout_s: float) -> sa.Engine:
+    """An engine on the traces file, brought to its newest schema first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    SQLiteFile(path, MIGRATIONS, busy_timeout_s=busy_timeout_s, wal=False).close()
+    return sa.create_engine(
+        f"sqlite:///{path.resolve()}",
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _now() -> str:
@@ -235,44 +273,25 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _to_record(row: tuple[Any, ...]) -> TraceRecord:
-    (
-        trace_id,
-        created_at,
-        page,
-        question,
-        standalone,
-        answer,
-        provider,
-        model,
-        sources,
-        prompt,
-        timings,
-        usage,
-        langsmith_url,
-        cached_from,
-        score,
-        comment,
-        attribution,
-        owner,
-    ) = row
+def _to_record(row: Any) -> TraceRecord:
+    attribution = row["attribution"]
     return TraceRecord(
-        id=trace_id,
-        created_at=datetime.strptime(created_at, _TIME_FORMAT).replace(tzinfo=UTC),
-        page=page,
-        question=question,
-        standalone_question=standalone,
-        answer=answer,
-        provider=provider,
-        model=model,
-        sources=json.loads(sources),
-        prompt=json.loads(prompt),
-        timings=Timings.from_json(json.loads(timings)),
-        usage=Usage.from_json(json.loads(usage)),
-        langsmith_url=langsmith_url,
-        cached_from=cached_from,
-        feedback_score=score,
-        feedback_comment=comment,
+        id=row["id"],
+        created_at=datetime.strptime(row["created_at"], _TIME_FORMAT).replace(tzinfo=UTC),
+        page=row["page"],
+        question=row["question"],
+        standalone_question=row["standalone_question"],
+        answer=row["answer"],
+        provider=row["provider"],
+        model=row["model"],
+        sources=json.loads(row["sources"]),
+        prompt=json.loads(row["prompt"]),
+        timings=Timings.from_json(json.loads(row["timings"])),
+        usage=Usage.from_json(json.loads(row["usage"])),
+        langsmith_url=row["langsmith_url"],
+        cached_from=row["cached_from"],
+        feedback_score=row["feedback_score"],
+        feedback_comment=row["feedback_comment"],
         attribution=json.loads(attribution) if attribution else None,
-        owner=owner,
+        owner=row["owner"],
     )

@@ -1,0 +1,169 @@
+"""State on servers: two indexes with separate data folders (two machines, as far as the index can
+tell) over one `chroma run` server and one database serve a single corpus."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import chromadb
+import pytest
+
+from ingest.index import DocumentIndex
+from llm.components import build_index, build_trace_store
+from llm.settings import load_settings
+from tests.servers import start_chroma
+from tests.test_traces_page import answer
+
+pytestmark = pytest.mark.server
+
+CRAZY = "crazyones-pdfa.pdf"
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from start_chroma(tmp_path_factory.mktemp("chroma"))
+
+
+def open_replica(folder: Path, chroma_url: str, database_url: str) -> DocumentIndex:
+    settings = load_settings(data_dir=folder, chroma_url=chroma_url, database_url=database_url)
+    return build_index(settings, owner=f"replica in {folder.name}")
+
+
+def empty(chroma_url: str) -> None:
+    """Each test has a new database, whose index starts at the first collection name again."""
+    server = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+    for collection in server.list_collections():
+        server.delete_collection(getattr(collection, "name", collection))
+
+
+@pytest.fixture
+def replicas(
+    tmp_path: Path, chroma_url: str, database_url: str
+) -> Iterator[tuple[DocumentIndex, DocumentIndex]]:
+    empty(chroma_url)
+    a = open_replica(tmp_path / "a", chroma_url, database_url)
+    b = open_replica(tmp_path / "b", chroma_url, database_url)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_document_added_through_one_replica_is_found_read_and_removed_through_the_other(
+    replicas: tuple[DocumentIndex, DocumentIndex], good_pdfs: Path, tmp_path: Path
+) -> None:
+    a, b = replicas
+    [added] = a.add_paths([good_pdfs / CRAZY])
+    assert added.status == "added"
+
+    assert [record.doc_id for record in b.documents()] == [added.doc_id]
+    assert b.search("misfits and rebels", 1)[0].source == CRAZY
+    assert b.keyword_search("misfits rebels troublemakers", 1)[0].source == CRAZY
+    assert b.original(b.documents()[0]) == (good_pdfs / CRAZY).read_bytes()
+    # Nothing a replica serves lives in its own folder.
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        assert not list((folder / "files").iterdir())
+        assert not (folder / "keyword").exists()
+        assert not (folder / "docqa.sqlite3").exists()
+
+    [again] = b.add_paths([good_pdfs / CRAZY])
+    assert again.status == "duplicate"
+
+    [record] = b.documents()
+    assert b.remove(added.doc_id)
+    assert a.documents() == []
+    assert a.search("misfits and rebels", 3) == []
+    assert a.keyword_search("misfits rebels troublemakers", 3) == []
+    with pytest.raises(FileNotFoundError):
+        a.original(record)
+
+
+def test_a_reindex_on_one_replica_is_followed_by_the_other(
+    replicas: tuple[DocumentIndex, DocumentIndex], good_pdfs: Path
+) -> None:
+    a, b = replicas
+    a.add_paths([good_pdfs / CRAZY])
+    before = b.stats().collection
+    done = a.reindex(a.config)
+    assert done.documents == 1
+    assert b.keyword_search("misfits rebels troublemakers", 1)[0].source == CRAZY
+    assert b.search("misfits and rebels", 1)[0].source == CRAZY
+    assert b.stats().collection != before
+    # The old collection's keyword chunks went with it: only the new one's are left.
+    assert b._keyword.chunk_count() == b.documents()[0].chunks
+
+
+def test_the_same_file_added_through_both_replicas_at_once_is_indexed_once_and_whole(
+    replicas: tuple[DocumentIndex, DocumentIndex], good_pdfs: Path
+) -> None:
+    a, b = replicas
+    data = (good_pdfs / CRAZY).read_bytes()
+    outcomes: dict[str, str] = {}
+
+    def add(name: str, index: DocumentIndex) -> None:
+        [result] = index.add_files([(CRAZY, data)])
+        outcomes[name] = result.status
+
+    threads = [threading.Thread(target=add, args=item) for item in (("a", a), ("b", b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes.values()) == ["added", "duplicate"]
+    [record] = a.documents()
+    assert a._vectors.chunk_counts()[record.doc_id] == record.chunks
+    assert b._keyword.chunk_count() == record.chunks
+    assert b.search("misfits and rebels", 1)[0].doc_id == record.doc_id
+
+
+def test_answers_traced_through_one_replica_open_on_the_other(
+    tmp_path: Path, chroma_url: str, database_url: str
+) -> None:
+    stores = [
+        build_trace_store(
+            load_settings(
+                data_dir=tmp_path / name, chroma_url=chroma_url, database_url=database_url
+            )
+        )
+        for name in ("a", "b")
+    ]
+    kept = stores[0].record(
+        answer("How long is the Zephyr frame warranty?"), page="chat", owner="browser:x"
+    )
+    assert stores[1].get(kept.id) == kept
+    assert stores[1].set_feedback(kept.id, 1, "right", owner="browser:x")
+    assert stores[0].get(kept.id).feedback_score == 1
+    assert not (tmp_path / "a" / "traces.sqlite3").exists()
+
+
+def test_a_server_mode_folder_from_before_is_taken_into_an_empty_database_once(
+    tmp_path: Path, chroma_url: str, database_url: str, good_pdfs: Path
+) -> None:
+    empty(chroma_url)
+    folder = tmp_path / "a"
+    before = build_index(load_settings(data_dir=folder, chroma_url=chroma_url), owner="before")
+    [added] = before.add_paths([good_pdfs / CRAZY])
+    before.close()
+    kept = sorted(path.name for path in folder.rglob("*"))
+
+    adopted = open_replica(folder, chroma_url, database_url)
+    other = open_replica(tmp_path / "b", chroma_url, database_url)
+    try:
+        assert [record.doc_id for record in other.documents()] == [added.doc_id]
+        assert other.search("misfits and rebels", 1)[0].source == CRAZY
+        assert other.keyword_search("misfits rebels troublemakers", 1)[0].source == CRAZY
+        assert other.original(other.documents()[0]) == (good_pdfs / CRAZY).read_bytes()
+        assert other.version == adopted.version
+    finally:
+        adopted.close()
+        other.close()
+    # The folder is left as it was, and a second opening adopts nothing more.
+    assert sorted(path.name for path in folder.rglob("*")) == kept
+    again = open_replica(folder, chroma_url, database_url)
+    try:
+        assert len(again.documents()) == 1
+        assert again._keyword.chunk_count() == added.chunks
+    finally:
+        again.close()
