@@ -20,13 +20,14 @@ except SQLAlchemyError as failed:
     st.stop()
 # Every page knows whose browser this is (and gives a new browser its id cookie).
 identity.browser_owner()
-user = identity.signed_in_user(accounts)
+identity.end_single_sign_on()
+user = identity.signed_in_user(accounts, settings.accounts_sso)
 identity.write_session_cookie(settings.session_days)
 
 admin_page = st.Page("app/admin.py", title="Admin", icon=":material/admin_panel_settings:")
-if user is None and accounts.any_users():
-    # Accounts exist: nothing but the sign-in page until someone signs in, and the Admin page
-    # behind its own password (whoever holds it may have no account).
+if user is None and (settings.accounts_sso or accounts.any_users()):
+    # Accounts exist (or come with single sign-on): nothing but the sign-in page until someone
+    # signs in, and the Admin page behind its own password (whoever holds it may have no account).
     pages = [
         st.Page("app/sign_in.py", title="Sign in", icon=":material/login:", default=True),
         admin_page,

@@ -10,7 +10,7 @@ import secrets
 
 import streamlit as st
 
-from llm.access.accounts import Accounts, User
+from llm.access.accounts import AccountError, Accounts, User
 from llm.access.admin_auth import AdminGate, AuthState
 from llm.settings import Settings
 
@@ -30,9 +30,10 @@ SIGNED_IN_STATE = (
 _SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
-def signed_in_user(accounts: Accounts) -> User | None:
+def signed_in_user(accounts: Accounts, single_sign_on: bool = False) -> User | None:
     """The user this session is signed in as: by this session's token, or by the sign-in
-    cookie a reload or another tab brings (valid only while the database still holds it)."""
+    cookie a reload or another tab brings (valid only while the database still holds it), or,
+    with `single_sign_on`, by the identity Streamlit's st.login brought back."""
     token = st.session_state.get("session_token")
     if token is None:
         cookie = st.context.cookies.get(SESSION_COOKIE)
@@ -40,10 +41,34 @@ def signed_in_user(accounts: Accounts) -> User | None:
     user = accounts.user_for(token)
     if user is None:
         st.session_state.pop("session_token", None)
+        if single_sign_on:
+            user = _signed_on(accounts)
     else:
         st.session_state.session_token = token
     st.session_state.user = user
     return user
+
+
+def _signed_on(accounts: Accounts) -> User | None:
+    """The account of whoever the identity provider signed in, with a DocQA sign-in of its own
+    so the rest of the app treats them like anyone signed in; None without a verified address."""
+    if not st.user.get("is_logged_in"):
+        return None
+    email = st.user.get("email")
+    if not isinstance(email, str) or st.user.get("email_verified") is False:
+        st.session_state.sign_in_error = (
+            "Your identity provider did not vouch for an e-mail address: DocQA cannot tell "
+            "which account is yours."
+        )
+        return None
+    try:
+        attempt = accounts.sign_in_verified(email)
+    except AccountError as refused:
+        st.session_state.sign_in_error = str(refused)
+        return None
+    if attempt.token:
+        keep_signed_in(attempt.token)
+    return attempt.user
 
 
 def keep_signed_in(token: str) -> None:
@@ -86,10 +111,18 @@ def account_box(accounts: Accounts, user: User) -> None:
 def _sign_out(accounts: Accounts) -> None:
     accounts.sign_out(st.session_state.get("session_token"))
     forget_sign_in()
+    # Else the provider's identity, still held in Streamlit's own cookie, signs them in again.
+    st.session_state.leave_single_sign_on = bool(st.user.get("is_logged_in"))
     # What this session showed and chose was this user's, and so is an admin unlock made in it:
     # the next one to sign in here starts afresh.
     for key in SIGNED_IN_STATE:
         st.session_state.pop(key, None)
+
+
+def end_single_sign_on() -> None:
+    """After a sign-out, end the identity provider's sign-in too (a new page load follows)."""
+    if st.session_state.pop("leave_single_sign_on", False):
+        st.logout()
 
 
 def signed_in_admin() -> bool:

@@ -44,6 +44,15 @@ settings = resources.settings()
 accounts = resources.accounts(settings)
 
 st.title("Sign in to DocQA")
+if settings.accounts_sso:
+    st.button(
+        "Sign in with single sign-on",
+        type="primary",
+        on_click=st.login,
+        icon=":material/key:",
+        key="single_sign_on",
+    )
+    st.caption("Or with a DocQA name and password:")
 tabs = ["Sign in", "Create an account"] if settings.accounts_signup else ["Sign in"]
 for tab, label in zip(st.tabs(tabs), tabs, strict=True):
     with tab:
@@ -58,13 +67,11 @@ for tab, label in zip(st.tabs(tabs), tabs, strict=True):
                 )
                 st.form_submit_button(
                     "Sign in",
-                    type="primary",
+                    type="secondary" if settings.accounts_sso else "primary",
                     on_click=sign_in,
                     args=(accounts,),
                     icon=":material/login:",
                 )
-            if error := st.session_state.pop("sign_in_error", None):
-                st.error(error, icon=":material/block:")
         else:
             with st.form("sign_up"):
                 st.text_input("Name", key="sign_up_name", autocomplete="username")
@@ -82,5 +89,7 @@ for tab, label in zip(st.tabs(tabs), tabs, strict=True):
                 )
             if error := st.session_state.pop("sign_up_error", None):
                 st.error(error, icon=":material/block:")
+if error := st.session_state.pop("sign_in_error", None):
+    st.error(error, icon=":material/block:")
 if not settings.accounts_signup:
     st.caption("No account yet? Ask whoever runs this DocQA to make one for you.")

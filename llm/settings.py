@@ -54,11 +54,18 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None,
         description="accounts, collections, conversations and the spend ledger: a SQLAlchemy URL "
-        "(postgresql+psycopg://…); "
-        "unset, a SQLite file in the data dir",
+        "(postgresql+psycopg://…); unset, a SQLite file in the data dir. Set with chroma_url, "
+        "it also holds the index's catalog, keyword chunks, original files and traces, so "
+        "replicas on several machines serve one corpus",
     )
     accounts_signup: bool = Field(
         default=False, description="let visitors create their own account on the sign-in page"
+    )
+    accounts_sso: bool = Field(
+        default=False,
+        description="offer single sign-on with Streamlit's st.login (the identity provider is "
+        "configured in .streamlit/secrets.toml [auth]); a first sign-on makes an account named "
+        "after the e-mail address",
     )
     session_days: int = Field(default=30, ge=1, description="how long a sign-in lasts")
 

@@ -3,6 +3,7 @@ sign-ins that a token brings back, the lockout, and nothing secret kept in the c
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
@@ -149,3 +150,21 @@ def test_opening_the_database_again_migrates_nothing_twice(database_url: str) ->
         seeded = db.execute(sa.text("SELECT id FROM collections")).scalars().all()
     assert versions == [head_revision()]
     assert seeded == ["everyone"], "the seeded collection must be made once"
+
+
+def test_a_single_sign_on_identity_gets_one_account_named_after_its_address(
+    database_url: str,
+) -> None:
+    accounts = accounts_on(database_url)
+    first = accounts.sign_in_verified(" Grace.Hopper+docs@Example.org ")
+    again = accounts.sign_in_verified("grace.hopper+docs@example.org")
+    assert first.user == again.user
+    assert first.user is not None and first.user.name == "grace.hopper+docs@example.org"
+    assert first.token != again.token
+    assert accounts.user_for(first.token) == accounts.user_for(again.token) == first.user
+    assert [user.name for user in accounts.users()] == ["grace.hopper+docs@example.org"]
+    # An account an admin made under that address is the one the sign-on opens.
+    made = accounts.create("linus@example.org", "a long password")
+    assert accounts.sign_in_verified("linus@example.org").user == made
+    with pytest.raises(AccountError, match="1 to 64"):
+        accounts.sign_in_verified("x" * 70 + "@example.org")

@@ -14,7 +14,7 @@ from llm.access.accounts import Accounts
 from llm.access.collections import Collections
 from llm.records.database import database_url, open_database
 from llm.settings import Settings, load_settings
-from tests.app_pages import PASSWORD, log_in, page_text
+from tests.app_pages import APP, PASSWORD, log_in, page_text
 from tests.test_chat_page import ask, assistant_texts, start, upload
 
 ADA, BOB = ("ada", "ada's long password"), ("bob", "bob's long password")
@@ -315,3 +315,54 @@ def test_a_kept_answer_does_not_open_a_page_its_reader_lost_access_to(
     assert not again.exception, again.exception
     assert "not shared with you any more" in again.warning[0].value
     assert not [h for h in again.get("html") if "docqa-page" in h.proto.body]
+
+
+def test_single_sign_on_makes_and_signs_in_the_account_of_the_verified_address(
+    accounts_env: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AppTest stands in for the identity provider (none can run offline): `at.user` is what
+    # st.user reads after a real st.login round trip.
+    monkeypatch.setenv("DOCQA_ACCOUNTS_SSO", "true")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.user = {"is_logged_in": False}
+    at.run()
+    # No account exists yet, and still nothing shows before a sign-in.
+    assert at.title[0].value == "Sign in to DocQA"
+    assert at.button(key="single_sign_on").label == "Sign in with single sign-on"
+    assert not at.chat_input
+
+    at.user = {"is_logged_in": True, "email": "Ada@Example.com", "email_verified": True}
+    at.run()
+    assert at.title[0].value == "Ask your documents"
+    assert "Signed in as **ada@example.com**" in page_text(at)
+    [made] = accounts_env.users()
+    assert (made.name, made.is_admin) == ("ada@example.com", False)
+    # Its password is nobody's: the account opens through the provider only.
+    assert accounts_env.sign_in("ada@example.com", "").outcome == "empty"
+
+    # A new session (a reload) finds the same account, not a second one.
+    again = AppTest.from_file(APP, default_timeout=120)
+    again.user = {"is_logged_in": True, "email": "ada@example.com"}
+    again.run()
+    assert "Signed in as **ada@example.com**" in page_text(again)
+    assert [user.name for user in accounts_env.users()] == ["ada@example.com"]
+
+    # Signing out ends the provider's sign-in too (st.logout), or its identity would sign the
+    # session straight back in.
+    token = at.session_state["session_token"]
+    at.sidebar.button(key="sign_out").click().run()
+    assert at.title[0].value == "Sign in to DocQA"
+    assert not at.chat_input
+    assert accounts_env.user_for(token) is None
+
+
+def test_single_sign_on_without_a_verified_address_signs_nobody_in(
+    accounts_env: Accounts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCQA_ACCOUNTS_SSO", "true")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.user = {"is_logged_in": True, "email": "eve@example.com", "email_verified": False}
+    at.run()
+    assert at.title[0].value == "Sign in to DocQA"
+    assert "did not vouch for an e-mail address" in at.error[0].value
+    assert accounts_env.users() == []

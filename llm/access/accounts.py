@@ -3,6 +3,7 @@ repeated wrong passwords, all kept in the database so every replica sees the sam
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -23,7 +24,8 @@ from llm.records.tables import login_sessions, login_tries, users
 MAX_FAILURES = 5
 LOCKOUT_S = 30.0
 MIN_PASSWORD_CHARS = 8
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# An e-mail address fits too: single sign-on names accounts after the address it vouches for.
+_NAME = re.compile(r"[a-z0-9][a-z0-9._@+-]{0,63}")
 
 Outcome = Literal["signed_in", "wrong", "locked", "empty"]
 
@@ -145,22 +147,29 @@ class Accounts:
                 return SignIn("locked", wait_s=self.lockout_s)
             return SignIn("wrong", tries_left=self.max_failures - failures)
         user = _user(row)
-        token = secrets.token_urlsafe(32)
         with self._engine.begin() as db:
             db.execute(sa.delete(login_tries).where(login_tries.c.name == name))
-            db.execute(
-                sa.insert(login_sessions).values(
-                    token_hash=_digest(token),
-                    user_id=user.id,
-                    created_s=now,
-                    expires_s=now + self._session_s,
-                )
-            )
+            token = self._start_session(db, user, now)
             if self._hasher.check_needs_rehash(row.password_hash):
                 rehashed = self._hasher.hash(password)
                 db.execute(
                     sa.update(users).where(users.c.id == user.id).values(password_hash=rehashed)
                 )
+        return SignIn("signed_in", token=token, user=user)
+
+    def sign_in_verified(self, email: str) -> SignIn:
+        """A sign-in for an identity the deployment's identity provider vouched for (single
+        sign-on): the account named after its e-mail address, made on first use with a
+        password nobody knows (an admin may set one), then a session like a password's."""
+        name = normalise_name(email)
+        if problem := name_problem(name):
+            raise AccountError(problem)
+        # Refused only when the account exists: made by an earlier sign-on, or by an admin.
+        with contextlib.suppress(AccountError):
+            self.create(name, secrets.token_urlsafe(32))
+        with self._engine.begin() as db:
+            user = _user(db.execute(sa.select(users).where(users.c.name == name)).one())
+            token = self._start_session(db, user, self._clock())
         return SignIn("signed_in", token=token, user=user)
 
     def user_for(self, token: str | None) -> User | None:
@@ -184,6 +193,18 @@ class Accounts:
                 db.execute(
                     sa.delete(login_sessions).where(login_sessions.c.token_hash == _digest(token))
                 )
+
+    def _start_session(self, db: sa.Connection, user: User, now: float) -> str:
+        token = secrets.token_urlsafe(32)
+        db.execute(
+            sa.insert(login_sessions).values(
+                token_hash=_digest(token),
+                user_id=user.id,
+                created_s=now,
+                expires_s=now + self._session_s,
+            )
+        )
+        return token
 
     def _verify(self, hashed: str, password: str) -> bool:
         try:
@@ -227,8 +248,8 @@ def normalise_name(name: str) -> str:
 def name_problem(name: str) -> str | None:
     if not _NAME.fullmatch(name):
         return (
-            "A name is 1 to 64 letters, digits, dots, dashes or underscores, starting with a "
-            "letter or digit."
+            "A name is 1 to 64 letters, digits, dots, dashes, underscores, @ or +, starting "
+            "with a letter or digit."
         )
     return None
 
