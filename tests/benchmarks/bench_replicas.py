@@ -1,16 +1,16 @@
 """Concurrent chat sessions across two app replicas: answers/s and latency for N sessions.
 
 Run from the repository root: `python -m tests.benchmarks.bench_replicas [--sessions 1 4 16]
-[--questions 4]`. Starts Debian's PostgreSQL (accounts, conversations, the spend ledger) and a
-`chroma run` server (the vectors), indexes the four manuals of tests/fixtures/eval once into one
-data folder, then starts two `streamlit run` replicas on two ports over that folder, server and
-database, answering extractively (no model: the figures are the app's own cost), with the rate
-limits lifted and the answer cache off. For each N, N browser sessions (Chromium contexts,
-alternately on replica A and B) each ask `--questions` development questions one after another;
-a latency runs from pressing Enter to the finished answer (its sources shown). Prints answers/s
-(all answers over the wall time of the round), latency p50/p95 and the replicas' own CPU time
-per answer (page loads included) for each N. The browser runs on the same machine and takes
-its share of the cores.
+[--questions 4]`. Starts Debian's PostgreSQL (accounts, conversations, the spend ledger, the
+index's catalog and keyword chunks) and a `chroma run` server (the vectors), indexes the four
+manuals of tests/fixtures/eval once, then starts two `streamlit run` replicas on two ports, each
+with a data folder of its own, over that server and database, answering extractively (no model:
+the figures are the app's own cost), with the rate limits lifted and the answer cache off. For
+each N, N browser sessions (Chromium contexts, alternately on replica A and B) each ask
+`--questions` development questions one after another; a latency runs from pressing Enter to the
+finished answer (its sources shown). Prints answers/s (all answers over the wall time of the
+round), latency p50/p95 and the replicas' own CPU time per answer (page loads included) for each
+N. The browser runs on the same machine and takes its share of the cores.
 """
 
 from __future__ import annotations
@@ -104,12 +104,13 @@ def main() -> None:
         chroma = start_chroma(root / "chroma")
         database_url = fresh_database(next(postgres), "bench")
         chroma_url = next(chroma)
-        data_dir = root / "data"
-        index = build_index(load_settings(data_dir=data_dir, chroma_url=chroma_url), owner="bench")
+        settings = load_settings(
+            data_dir=root / "indexer", chroma_url=chroma_url, database_url=database_url
+        )
+        index = build_index(settings, owner="bench")
         index.add_paths(sorted((FIXTURES / "docs").glob("*.pdf")))
         index.close()
         env = {
-            "DOCQA_DATA_DIR": str(data_dir),
             "DOCQA_CHROMA_URL": chroma_url,
             "DOCQA_DATABASE_URL": database_url,
             "DOCQA_LLM_PROVIDER": "extractive",

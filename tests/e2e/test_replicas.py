@@ -1,24 +1,32 @@
 """Two app replicas as on two machines: separate data folders, one PostgreSQL database and one
 `chroma run` server, in a real Chromium. A document uploaded through A is answered on B; a
-private document stays private on both; killing A mid-upload loses nothing and leaves nothing
-half-indexed."""
+private document stays private on both; both replicas billing at once add up to the exact total;
+killing A mid-upload loses nothing and leaves nothing half-indexed.
+
+The model is the scripted OpenAI-compatible server (tests/scripted_openai.py): the replicas'
+OpenAI client, streaming and billing are real, and it counts the calls the ledger must price."""
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, Page, expect
 
 from ingest.index import DocumentIndex
 from llm.access.accounts import Accounts
+from llm.access.ledger import Caps, SpendLedger
 from llm.components import build_index
 from llm.records.database import open_database
+from llm.records.tables import ledger_calls
 from llm.settings import load_settings
 from tests.browser_fixtures import Server, start_server, stop_server
 from tests.e2e.steps import ask, sidebar
 from tests.generated import notes
+from tests.scripted_openai import Listener, scripted_model
 from tests.servers import fresh_database, start_chroma
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres, pytest.mark.server]
@@ -27,6 +35,13 @@ expect.set_options(timeout=60_000)
 JOB_TIMEOUT_MS = 600_000
 PASSWORD = "a long enough password"
 QUESTION = "Who are the crazy ones?"
+ANSWER = "The crazy ones are the misfits, the rebels and the troublemakers [1]."
+# Distinct questions (no answer comes from the cache), asked on both replicas at once.
+BILLED = (
+    "Who sees things differently?",
+    "What can you do with the crazy ones?",
+    "Who pushes the human race forward?",
+)
 
 
 def signed_in(browser: Browser, server: Server, name: str) -> Page:
@@ -65,13 +80,17 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
     good_pdfs: Path,
 ) -> None:
     url = fresh_database(postgres_server, "one_corpus")
-    accounts = Accounts(open_database(url))
+    engine = open_database(url)
+    accounts = Accounts(engine)
     for name in ("ada", "bob"):
         accounts.create(name, PASSWORD)
     root_a, root_b = tmp_path_factory.mktemp("machine_a"), tmp_path_factory.mktemp("machine_b")
+    model = Listener(reply=scripted_model(ANSWER))
     with contextmanager(start_chroma)(tmp_path_factory.mktemp("chroma")) as chroma_url:
         env = {
-            "DOCQA_LLM_PROVIDER": "extractive",
+            "DOCQA_LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-scripted-test-key",
+            "OPENAI_BASE_URL": f"{model.url}/v1",
             "DOCQA_DATABASE_URL": url,
             "DOCQA_CHROMA_URL": chroma_url,
         }
@@ -93,6 +112,7 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
             answer = ask(ada_b, QUESTION)
             expect(answer).to_contain_text("crazyones-pdfa.pdf", timeout=120_000)
             expect(answer).to_contain_text("misfits")
+            assert model_calls(model) == 1
 
             # Bob sees none of it, on either replica.
             for server in (first, second):
@@ -102,6 +122,23 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
                 expect(reply).to_contain_text("I found no passage to answer from")
                 expect(reply).not_to_contain_text("misfits")
                 bob.context.close()
+            assert model_calls(model) == 1, "no passage, no model call"
+
+            # Both replicas answer (and bill) at once. Each call costs the same (the scripted
+            # usage); a follow-up makes two (the question is condensed first) on one ledger row.
+            with engine.connect() as db:
+                # So far: Ada's one answer, and Bob's two answers without a model (free).
+                one_call = max(db.execute(sa.select(ledger_calls.c.cost_usd)).scalars())
+            for question in BILLED:
+                answers = [ask(ada_a, question), ask(ada_b, question)]
+                for each in answers:
+                    expect(each).to_contain_text("crazyones-pdfa.pdf", timeout=120_000)
+            with engine.connect() as db:
+                billed = sum(db.execute(sa.select(ledger_calls.c.cost_usd)).scalars())
+            assert one_call > 0 and model_calls(model) >= 1 + 2 * len(BILLED)
+            assert math.isclose(billed, one_call * model_calls(model), rel_tol=1e-9)
+            [day, *_] = SpendLedger(engine, Caps(5, 20, 50)).usage()
+            assert math.isclose(day.spent, billed, rel_tol=1e-9)
 
             # A is killed while it indexes the second of three files.
             sidebar(ada_a).locator("input[type=file]").set_input_files(
@@ -144,3 +181,8 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
         finally:
             stop_server(first)
             stop_server(second)
+            model.close()
+
+
+def model_calls(model: Listener) -> int:
+    return sum(path.endswith("/chat/completions") for path in model.paths)
