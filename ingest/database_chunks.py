@@ -27,14 +27,7 @@ class DatabaseChunks:
         self._engine = engine
         self._collection = collection
         self._mine = keyword_chunks.c.collection == collection
-        for key, first in (("generation", "0"), ("version", "0"), ("tokenizer", "")):
-            try:
-                with engine.begin() as db:
-                    db.execute(
-                        sa.insert(keyword_meta).values(collection=collection, key=key, value=first)
-                    )
-            except IntegrityError:
-                pass  # there already (made by this collection's first user)
+        self._make_counters()
 
     def generation(self) -> int:
         with self._engine.connect() as db:
@@ -126,6 +119,24 @@ class DatabaseChunks:
         with self._engine.begin() as db:
             db.execute(sa.delete(keyword_chunks).where(self._mine))
             db.execute(sa.delete(keyword_meta).where(keyword_meta.c.collection == self._collection))
+
+    def _make_counters(self) -> None:
+        """The collection's counter rows, made by its first user (the later ones find them)."""
+        mine = keyword_meta.c.collection == self._collection
+        with self._engine.connect() as db:
+            present = set(db.execute(sa.select(keyword_meta.c.key).where(mine)).scalars())
+        for key, first in (("generation", "0"), ("version", "0"), ("tokenizer", "")):
+            if key in present:
+                continue
+            try:
+                with self._engine.begin() as db:
+                    db.execute(
+                        sa.insert(keyword_meta).values(
+                            collection=self._collection, key=key, value=first
+                        )
+                    )
+            except IntegrityError:
+                pass  # another replica made it meanwhile
 
     def _delete(self, db: sa.Connection, doc_id: str) -> int:
         done = db.execute(
