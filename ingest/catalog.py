@@ -80,6 +80,20 @@ def config_of(row: Mapping[str, Any]) -> IndexConfig:
     )
 
 
+def state_of(row: Any) -> IndexState | None:
+    """The index state in a row of `index_state` (by column name), if there is one."""
+    if row is None:
+        return None
+    return IndexState(
+        row["collection"],
+        row["version"],
+        config_of(row),
+        row["built_at"],
+        row["reindexed_at"],
+        row["relevance_threshold"],
+    )
+
+
 class DuplicateDocument(RuntimeError):
     """A file with the same content was catalogued first (by another process or replica)."""
 
@@ -108,16 +122,8 @@ class Catalog:
         self._db = SQLiteFile(path, MIGRATIONS, rows_as_dicts=True)
 
     def state(self) -> IndexState | None:
-        row = self._db.connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
-        if row is None:
-            return None
-        return IndexState(
-            row["collection"],
-            row["version"],
-            config_of(row),
-            row["built_at"],
-            row["reindexed_at"],
-            row["relevance_threshold"],
+        return state_of(
+            self._db.connection().execute("SELECT * FROM index_state WHERE id = 1").fetchone()
         )
 
     def initialise_state(

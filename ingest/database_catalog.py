@@ -8,7 +8,7 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ingest.catalog import DuplicateDocument, IndexConfig, IndexState, config_of
+from ingest.catalog import DuplicateDocument, IndexConfig, IndexState, state_of
 from ingest.database_chunks import chunk_values
 from ingest.database_tables import (
     index_documents,
@@ -34,17 +34,7 @@ class DatabaseCatalog:
 
     def state(self) -> IndexState | None:
         with self._engine.connect() as db:
-            row = db.execute(sa.select(index_state).where(_STATE)).mappings().first()
-        if row is None:
-            return None
-        return IndexState(
-            row["collection"],
-            row["version"],
-            config_of(row),
-            row["built_at"],
-            row["reindexed_at"],
-            row["relevance_threshold"],
-        )
+            return state_of(db.execute(sa.select(index_state).where(_STATE)).mappings().first())
 
     def initialise_state(
         self, collection: str, config: IndexConfig, now: str, relevance_threshold: float | None
