@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest.catalog import DuplicateDocument, IndexConfig, IndexState, state_of
 from ingest.database_chunks import chunk_values
 from ingest.database_tables import (
+    index_claims,
     index_documents,
     index_files,
     index_flags,
@@ -179,6 +180,33 @@ class DatabaseCatalog:
         except IntegrityError:
             return False
         return True
+
+    def claim(self, doc_id: str, now: float, stale_s: float) -> bool:
+        """Take the right to write `doc_id`'s chunks: True when no other replica holds it, or
+        its holder has not renewed it for `stale_s` (it died mid-write)."""
+        try:
+            with self._engine.begin() as db:
+                db.execute(sa.insert(index_claims).values(doc_id=doc_id, renewed_s=now))
+            return True
+        except IntegrityError:
+            pass
+        with self._engine.begin() as db:
+            taken = db.execute(
+                sa.update(index_claims)
+                .where(index_claims.c.doc_id == doc_id, index_claims.c.renewed_s < now - stale_s)
+                .values(renewed_s=now)
+            )
+            return taken.rowcount == 1
+
+    def renew_claim(self, doc_id: str, now: float) -> None:
+        with self._engine.begin() as db:
+            db.execute(
+                sa.update(index_claims).where(index_claims.c.doc_id == doc_id).values(renewed_s=now)
+            )
+
+    def release_claim(self, doc_id: str) -> None:
+        with self._engine.begin() as db:
+            db.execute(sa.delete(index_claims).where(index_claims.c.doc_id == doc_id))
 
     def close(self) -> None:
         """Nothing to close: connections return to the engine's pool after each call."""

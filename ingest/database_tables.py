@@ -50,6 +50,15 @@ index_flags = sa.Table(
     sa.Column("location", sa.Text),
 )
 
+# A replica writing a document's chunks holds its claim, renewed as it goes, so another replica
+# given the same file waits for it instead of writing the same chunks at the same time.
+index_claims = sa.Table(
+    "index_claims",
+    metadata,
+    sa.Column("doc_id", sa.String(64), primary_key=True),
+    sa.Column("renewed_s", sa.Float, nullable=False),
+)
+
 index_files = sa.Table(
     "index_files",
     metadata,

@@ -49,6 +49,12 @@ RECENT_QUERIES = 16
 TEXT_VECTORS = 5000
 # Texts embedded between two chances for searches to go first (two model runs, ~0.1 s here).
 EMBED_STEP = 8
+# Replicas sharing state: a claim on a document being written, renewed at every slice of
+# chunks (seconds apart), is taken over when left this long (its replica died mid-write; the
+# replicas' clocks are taken to agree within seconds, as NTP keeps them); a replica given the
+# same file meanwhile looks this often whether the first one is done.
+CLAIM_STALE_S = 60.0
+CLAIM_POLL_S = 0.5
 
 EmbeddingsFactory = Callable[[IndexConfig], Embeddings]
 _T = TypeVar("_T")
@@ -510,24 +516,35 @@ class DocumentIndex:
             if not chunks:
                 return AddResult(name, "failed", error="has no text to index")
             flags = find_instructions(doc.pages)
-            stored = self._store_original(doc)
-            try:
-                self._write_chunks(self._vectors, doc.doc_id, chunks)
-                self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
-                self._catalog.add(_record(doc, stored, len(chunks)), flags)
-            except Exception as error:
-                existing = self._catalog.find_by_sha256(doc.sha256)
-                if existing is not None:
-                    # Another process or replica catalogued the same file meanwhile: the
-                    # chunks and stored copy are also its, the same bytes; leave them.
-                    return _duplicate(name, existing)
-                self._vectors.remove_document(doc.doc_id)
-                self._keyword.remove(doc.doc_id, self._catalog.version())
-                self._discard_original(doc.sha256, stored)
-                return AddResult(name, "failed", error=f"could not be indexed: {error}")
-            return AddResult(
-                name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags)
-            )
+            with self._claimed(doc) as written:
+                if written is not None:
+                    return _duplicate(name, written)
+                return self._write_document(name, doc, chunks, flags)
+
+    def _write_document(
+        self,
+        name: str,
+        doc: LoadedDocument,
+        chunks: list[Document],
+        flags: list[InstructionFlag],
+    ) -> AddResult:
+        """Store the file, its chunks, then its catalog row (which makes it visible, whole)."""
+        stored = self._store_original(doc)
+        try:
+            self._write_chunks(self._vectors, doc.doc_id, chunks)
+            self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
+            self._catalog.add(_record(doc, stored, len(chunks)), flags)
+        except Exception as error:
+            existing = self._catalog.find_by_sha256(doc.sha256)
+            if existing is not None:
+                # Another process or replica catalogued the same file meanwhile: the
+                # chunks and stored copy are also its, the same bytes; leave them.
+                return _duplicate(name, existing)
+            self._vectors.remove_document(doc.doc_id)
+            self._keyword.remove(doc.doc_id, self._catalog.version())
+            self._discard_original(doc.sha256, stored)
+            return AddResult(name, "failed", error=f"could not be indexed: {error}")
+        return AddResult(name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags))
 
     def _write_chunks(self, vectors: ChunkVectors, doc_id: str, chunks: list[Document]) -> None:
         """Embed and store in slices of `write_batch` chunks, so vectors of a whole large document
@@ -543,9 +560,27 @@ class DocumentIndex:
                     self._steps.before_write_step()
                     embedded += vectors.embeddings.embed_documents(texts[step : step + EMBED_STEP])
                 vectors.add(ids, part, embedded)
+                if isinstance(self._catalog, DatabaseCatalog):
+                    self._catalog.renew_claim(doc_id, time.time())
         except BaseException:
             vectors.remove_document(doc_id)
             raise
+
+    @contextmanager
+    def _claimed(self, doc: LoadedDocument) -> Iterator[DocumentRecord | None]:
+        """With state shared by replicas: hold the document's claim while writing it, waiting
+        while another replica writes the same file; yields that replica's record once it has
+        catalogued it (nothing left to write), else None. Without: yields None at once."""
+        catalog = self._catalog
+        if not isinstance(catalog, DatabaseCatalog):
+            yield None
+            return
+        while not catalog.claim(doc.doc_id, time.time(), CLAIM_STALE_S):
+            time.sleep(CLAIM_POLL_S)
+        try:
+            yield catalog.find_by_sha256(doc.sha256)
+        finally:
+            catalog.release_claim(doc.doc_id)
 
     def _store_original(self, doc: LoadedDocument) -> str:
         """Keep the uploaded bytes; returns where, as the catalog records it."""

@@ -4,13 +4,16 @@ tell) over one `chroma run` server and one database serve a single corpus."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import chromadb
 import pytest
 
-from ingest.index import DocumentIndex
+from ingest.database_catalog import DatabaseCatalog
+from ingest.index import CLAIM_STALE_S, DocumentIndex
+from ingest.records import doc_id_of
 from llm.components import build_index, build_trace_store
 from llm.settings import load_settings
 from tests.servers import start_chroma
@@ -167,3 +170,34 @@ def test_a_server_mode_folder_from_before_is_taken_into_an_empty_database_once(
         assert again._keyword.chunk_count() == added.chunks
     finally:
         again.close()
+
+
+def test_a_replica_waits_for_another_writing_the_same_file_but_not_for_a_dead_one(
+    replicas: tuple[DocumentIndex, DocumentIndex], good_pdfs: Path
+) -> None:
+    a, b = replicas
+    data = (good_pdfs / CRAZY).read_bytes()
+    doc_id = doc_id_of(data)
+    catalog = a._catalog
+    assert isinstance(catalog, DatabaseCatalog)
+
+    # Another replica is writing this file (its claim is fresh): B waits for it to finish.
+    assert catalog.claim(doc_id, time.time(), CLAIM_STALE_S)
+    outcome: list[str] = []
+    waiting = threading.Thread(target=lambda: outcome.extend(add(b, data)))
+    waiting.start()
+    waiting.join(timeout=3)
+    assert waiting.is_alive() and b.documents() == []
+    catalog.release_claim(doc_id)
+    waiting.join(timeout=60)
+    assert outcome == ["added"]
+    assert b.remove(doc_id)
+
+    # A claim nobody renewed for longer than CLAIM_STALE_S is a dead replica's: taken over.
+    assert catalog.claim(doc_id, time.time() - CLAIM_STALE_S - 1, CLAIM_STALE_S)
+    assert add(b, data) == ["added"]
+    assert b._keyword.chunk_count() == b.documents()[0].chunks
+
+
+def add(index: DocumentIndex, data: bytes) -> list[str]:
+    return [result.status for result in index.add_files([(CRAZY, data)])]

@@ -51,6 +51,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_index_flags_doc_id", "index_flags", ["doc_id"])
     op.create_table(
+        "index_claims",
+        sa.Column("doc_id", sa.String(64), primary_key=True),
+        sa.Column("renewed_s", sa.Float, nullable=False),
+    )
+    op.create_table(
         "index_files",
         sa.Column("sha256", sa.String(64), primary_key=True),
         sa.Column("data", sa.LargeBinary, nullable=False),
