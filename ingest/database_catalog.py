@@ -181,32 +181,49 @@ class DatabaseCatalog:
             return False
         return True
 
-    def claim(self, doc_id: str, now: float, stale_s: float) -> bool:
-        """Take the right to write `doc_id`'s chunks: True when no other replica holds it, or
+    def claim(self, doc_id: str, holder: str, now: float, stale_s: float) -> bool:
+        """Take the right to write `doc_id`'s chunks for `holder`: True when nobody holds it, or
         its holder has not renewed it for `stale_s` (it died mid-write)."""
         try:
             with self._engine.begin() as db:
-                db.execute(sa.insert(index_claims).values(doc_id=doc_id, renewed_s=now))
+                db.execute(
+                    sa.insert(index_claims).values(doc_id=doc_id, holder=holder, renewed_s=now)
+                )
             return True
         except IntegrityError:
             pass
+        stale = index_claims.c.renewed_s < now - stale_s
         with self._engine.begin() as db:
             taken = db.execute(
                 sa.update(index_claims)
-                .where(index_claims.c.doc_id == doc_id, index_claims.c.renewed_s < now - stale_s)
-                .values(renewed_s=now)
+                .where(index_claims.c.doc_id == doc_id, stale)
+                .values(holder=holder, renewed_s=now)
             )
             return taken.rowcount == 1
 
-    def renew_claim(self, doc_id: str, now: float) -> None:
+    def stale_claims(self, now: float, stale_s: float) -> list[str]:
+        """Documents whose writer stopped renewing its claim: it died mid-write."""
+        query = sa.select(index_claims.c.doc_id).where(index_claims.c.renewed_s < now - stale_s)
+        with self._engine.connect() as db:
+            return list(db.execute(query).scalars())
+
+    def renew_claim(self, doc_id: str, holder: str, now: float) -> bool:
+        """Whether `holder` still held the claim (and now holds it for longer)."""
+        with self._engine.begin() as db:
+            renewed = db.execute(
+                sa.update(index_claims)
+                .where(index_claims.c.doc_id == doc_id, index_claims.c.holder == holder)
+                .values(renewed_s=now)
+            )
+            return renewed.rowcount == 1
+
+    def release_claim(self, doc_id: str, holder: str) -> None:
         with self._engine.begin() as db:
             db.execute(
-                sa.update(index_claims).where(index_claims.c.doc_id == doc_id).values(renewed_s=now)
+                sa.delete(index_claims).where(
+                    index_claims.c.doc_id == doc_id, index_claims.c.holder == holder
+                )
             )
-
-    def release_claim(self, doc_id: str) -> None:
-        with self._engine.begin() as db:
-            db.execute(sa.delete(index_claims).where(index_claims.c.doc_id == doc_id))
 
     def close(self) -> None:
         """Nothing to close: connections return to the engine's pool after each call."""
@@ -244,6 +261,11 @@ class DatabaseFiles:
     def delete(self, sha256: str) -> None:
         with self._engine.begin() as db:
             db.execute(sa.delete(index_files).where(index_files.c.sha256 == sha256))
+
+    def delete_document(self, doc_id: str) -> None:
+        """The stored file of a document id (a document's id starts its content's checksum)."""
+        with self._engine.begin() as db:
+            db.execute(sa.delete(index_files).where(index_files.c.sha256.startswith(doc_id)))
 
     def size_bytes(self) -> int:
         with self._engine.connect() as db:

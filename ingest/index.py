@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -143,6 +144,8 @@ class DocumentIndex:
         self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_vectors_of: Embeddings | None = None
         self._database = database
+        # Names this instance's claims on documents it writes (see CLAIM_STALE_S).
+        self._holder = uuid.uuid4().hex
         self._files = DatabaseFiles(database) if database else None
         self._catalog: Catalog | DatabaseCatalog
         if database is not None:
@@ -159,8 +162,9 @@ class DocumentIndex:
         self._keyword = self._open_keyword(state.collection)
         self._state = state
         if database is not None:
-            # Replicas share every store, written in step: nothing to sync, and nothing to
-            # remove (another replica may be mid-write).
+            # Replicas share every store, written in step: nothing to sync; what a dead replica
+            # left half-written is found by its stale claim (others may be mid-write).
+            self._remove_abandoned()
             self._keyword.refresh()
         elif self.server_mode:
             # Other processes share this store and may be mid-write: remove nothing of theirs.
@@ -531,9 +535,13 @@ class DocumentIndex:
         """Store the file, its chunks, then its catalog row (which makes it visible, whole)."""
         stored = self._store_original(doc)
         try:
-            self._write_chunks(self._vectors, doc.doc_id, chunks)
+            self._write_chunks(self._vectors, doc.doc_id, chunks, claimed=True)
             self._keyword.add(doc.doc_id, chunks, self._catalog.version() + 1)
             self._catalog.add(_record(doc, stored, len(chunks)), flags)
+        except ClaimLost:
+            # Too slow to renew: another replica took the document over and writes (or
+            # removes) its chunks now; cleaning up here would undo its work.
+            return AddResult(name, "failed", error="was taken over by another replica; try again")
         except Exception as error:
             existing = self._catalog.find_by_sha256(doc.sha256)
             if existing is not None:
@@ -546,7 +554,9 @@ class DocumentIndex:
             return AddResult(name, "failed", error=f"could not be indexed: {error}")
         return AddResult(name, "added", doc.doc_id, len(doc.pages), len(chunks), flagged=len(flags))
 
-    def _write_chunks(self, vectors: ChunkVectors, doc_id: str, chunks: list[Document]) -> None:
+    def _write_chunks(
+        self, vectors: ChunkVectors, doc_id: str, chunks: list[Document], claimed: bool = False
+    ) -> None:
         """Embed and store in slices of `write_batch` chunks, so vectors of a whole large document
         never sit in memory at once; a failure removes what this document had written. Between
         steps of EMBED_STEP texts, searches in progress go first."""
@@ -560,11 +570,22 @@ class DocumentIndex:
                     self._steps.before_write_step()
                     embedded += vectors.embeddings.embed_documents(texts[step : step + EMBED_STEP])
                 vectors.add(ids, part, embedded)
-                if isinstance(self._catalog, DatabaseCatalog):
-                    self._catalog.renew_claim(doc_id, time.time())
+                if claimed:
+                    self._renew_claim(doc_id)
+        except ClaimLost:
+            raise  # the chunks are the new holder's to write or remove now
         except BaseException:
             vectors.remove_document(doc_id)
             raise
+
+    def _renew_claim(self, doc_id: str) -> None:
+        """With shared state: renew this instance's claim on the document it writes; raises
+        ClaimLost when another replica took it over (this one was too slow to renew)."""
+        catalog = self._catalog
+        if isinstance(catalog, DatabaseCatalog) and not catalog.renew_claim(
+            doc_id, self._holder, time.time()
+        ):
+            raise ClaimLost(doc_id)
 
     @contextmanager
     def _claimed(self, doc: LoadedDocument) -> Iterator[DocumentRecord | None]:
@@ -575,12 +596,12 @@ class DocumentIndex:
         if not isinstance(catalog, DatabaseCatalog):
             yield None
             return
-        while not catalog.claim(doc.doc_id, time.time(), CLAIM_STALE_S):
+        while not catalog.claim(doc.doc_id, self._holder, time.time(), CLAIM_STALE_S):
             time.sleep(CLAIM_POLL_S)
         try:
             yield catalog.find_by_sha256(doc.sha256)
         finally:
-            catalog.release_claim(doc.doc_id)
+            catalog.release_claim(doc.doc_id, self._holder)
 
     def _store_original(self, doc: LoadedDocument) -> str:
         """Keep the uploaded bytes; returns where, as the catalog records it."""
@@ -659,6 +680,23 @@ class DocumentIndex:
             if path.name not in kept:
                 path.unlink(missing_ok=True)
 
+    def _remove_abandoned(self) -> None:
+        """Shared state: drop the chunks and file of each document a replica died writing
+        (claimed, the claim unrenewed for CLAIM_STALE_S, never catalogued)."""
+        catalog = self._catalog
+        assert isinstance(catalog, DatabaseCatalog)
+        for doc_id in catalog.stale_claims(time.time(), CLAIM_STALE_S):
+            if not catalog.claim(doc_id, self._holder, time.time(), CLAIM_STALE_S):
+                continue  # another replica took it over first
+            try:
+                if catalog.get(doc_id) is None:
+                    self._vectors.remove_document(doc_id)
+                    self._keyword.remove(doc_id, catalog.version())
+                    if self._files is not None:
+                        self._files.delete_document(doc_id)
+            finally:
+                catalog.release_claim(doc_id, self._holder)
+
     def _sync_keyword_index(self, known: set[str]) -> None:
         """Make the keyword index hold exactly the catalog's documents, as Chroma does."""
         version = self._catalog.version()
@@ -668,6 +706,10 @@ class DocumentIndex:
             self._keyword.add(doc_id, self._vectors.chunks(doc_id), version)
         self._keyword.set_version(version)
         self._keyword.refresh()
+
+
+class ClaimLost(RuntimeError):
+    """Another replica took over the document this one was writing (its claim went stale)."""
 
 
 class ReindexFailed(RuntimeError):

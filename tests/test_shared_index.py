@@ -182,22 +182,74 @@ def test_a_replica_waits_for_another_writing_the_same_file_but_not_for_a_dead_on
     assert isinstance(catalog, DatabaseCatalog)
 
     # Another replica is writing this file (its claim is fresh): B waits for it to finish.
-    assert catalog.claim(doc_id, time.time(), CLAIM_STALE_S)
+    assert catalog.claim(doc_id, "another", time.time(), CLAIM_STALE_S)
     outcome: list[str] = []
     waiting = threading.Thread(target=lambda: outcome.extend(add(b, data)))
     waiting.start()
     waiting.join(timeout=3)
     assert waiting.is_alive() and b.documents() == []
-    catalog.release_claim(doc_id)
+    catalog.release_claim(doc_id, "another")
     waiting.join(timeout=60)
     assert outcome == ["added"]
     assert b.remove(doc_id)
 
     # A claim nobody renewed for longer than CLAIM_STALE_S is a dead replica's: taken over.
-    assert catalog.claim(doc_id, time.time() - CLAIM_STALE_S - 1, CLAIM_STALE_S)
+    assert catalog.claim(doc_id, "dead", time.time() - CLAIM_STALE_S - 1, CLAIM_STALE_S)
     assert add(b, data) == ["added"]
     assert b._keyword.chunk_count() == b.documents()[0].chunks
 
 
 def add(index: DocumentIndex, data: bytes) -> list[str]:
     return [result.status for result in index.add_files([(CRAZY, data)])]
+
+
+def test_what_a_dead_replica_left_half_written_is_removed_when_a_replica_opens(
+    tmp_path: Path, chroma_url: str, database_url: str, good_pdfs: Path
+) -> None:
+    empty(chroma_url)
+    a = open_replica(tmp_path / "a", chroma_url, database_url)
+    data = (good_pdfs / CRAZY).read_bytes()
+    [added] = a.add_files([(CRAZY, data)])
+    # As a replica killed before the catalog row leaves it: chunks and file, a claim it no
+    # longer renews, no catalog row.
+    catalog = a._catalog
+    assert isinstance(catalog, DatabaseCatalog)
+    catalog.remove(added.doc_id)
+    catalog.claim(added.doc_id, "dead", time.time() - CLAIM_STALE_S - 1, CLAIM_STALE_S)
+    assert a._vectors.chunk_counts()[added.doc_id] == added.chunks
+    a.close()
+
+    b = open_replica(tmp_path / "b", chroma_url, database_url)
+    try:
+        assert b._vectors.chunk_counts()[added.doc_id] == 0
+        assert b._keyword.chunk_count() == 0
+        assert catalog.stale_claims(time.time(), CLAIM_STALE_S) == []
+        assert b.stats().disk_bytes < len(data)
+        # And the file goes in whole when it comes again.
+        assert add(b, data) == ["added"]
+    finally:
+        b.close()
+
+
+def test_a_writer_too_slow_to_renew_its_claim_stops_and_leaves_the_document_to_the_new_holder(
+    replicas: tuple[DocumentIndex, DocumentIndex], good_pdfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = replicas
+    catalog = a._catalog
+    assert isinstance(catalog, DatabaseCatalog)
+    data = (good_pdfs / "pdflatex-4-pages.pdf").read_bytes()
+    doc_id = doc_id_of(data)
+    a._write_batch = 1  # a renewal after every chunk
+    store = a._vectors.add
+
+    def add_then_lose_the_claim(*args: object) -> None:
+        store(*args)
+        # Seen from another replica, a's claim has gone stale: it takes the document over.
+        catalog.claim(doc_id, "another", time.time() + CLAIM_STALE_S + 1, CLAIM_STALE_S)
+
+    monkeypatch.setattr(a._vectors, "add", add_then_lose_the_claim)
+    [result] = a.add_files([("pdflatex-4-pages.pdf", data)])
+    assert result.status == "failed" and "taken over by another replica" in (result.error or "")
+    assert a.documents() == []
+    # What it wrote is left for the new holder, who writes (or removes) it now.
+    assert a._vectors.chunk_counts()[doc_id] == 1
