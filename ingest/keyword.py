@@ -1,4 +1,5 @@
-"""BM25 keyword search over chunks, persisted in a folder and kept in step with the vector store."""
+"""BM25 keyword search over chunks kept in step with the vector store: the chunks in an SQLite file
+of the data folder, or in the shared database when replicas serve one corpus."""
 
 from __future__ import annotations
 
