@@ -201,11 +201,21 @@ class DatabaseCatalog:
             )
             return taken.rowcount == 1
 
-    def stale_claims(self, now: float, stale_s: float) -> list[str]:
-        """Documents whose writer stopped renewing its claim: it died mid-write."""
-        query = sa.select(index_claims.c.doc_id).where(index_claims.c.renewed_s < now - stale_s)
+    def claims(self) -> list[tuple[str, str, float]]:
+        """Every claim held: document id, holder, when it was last renewed."""
+        query = sa.select(index_claims.c.doc_id, index_claims.c.holder, index_claims.c.renewed_s)
         with self._engine.connect() as db:
-            return list(db.execute(query).scalars())
+            return [(row[0], row[1], row[2]) for row in db.execute(query)]
+
+    def take_over(self, doc_id: str, previous: str, holder: str, now: float) -> bool:
+        """Move a claim from `previous` (known to be gone) to `holder`, unless it changed hands."""
+        with self._engine.begin() as db:
+            moved = db.execute(
+                sa.update(index_claims)
+                .where(index_claims.c.doc_id == doc_id, index_claims.c.holder == previous)
+                .values(holder=holder, renewed_s=now)
+            )
+            return moved.rowcount == 1
 
     def renew_claim(self, doc_id: str, holder: str, now: float) -> bool:
         """Whether `holder` still held the claim (and now holds it for longer)."""

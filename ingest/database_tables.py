@@ -56,7 +56,7 @@ index_claims = sa.Table(
     "index_claims",
     metadata,
     sa.Column("doc_id", sa.String(64), primary_key=True),
-    sa.Column("holder", sa.String(32), nullable=False),
+    sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("renewed_s", sa.Float, nullable=False),
 )
 

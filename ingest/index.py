@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -144,8 +145,9 @@ class DocumentIndex:
         self._text_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_vectors_of: Embeddings | None = None
         self._database = database
-        # Names this instance's claims on documents it writes (see CLAIM_STALE_S).
-        self._holder = uuid.uuid4().hex
+        # Names this instance's claims on documents it writes (see CLAIM_STALE_S): where it
+        # runs, so a process of the same machine can tell when it is gone.
+        self._holder = f"{_MACHINE}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._files = DatabaseFiles(database) if database else None
         self._catalog: Catalog | DatabaseCatalog
         if database is not None:
@@ -596,12 +598,24 @@ class DocumentIndex:
         if not isinstance(catalog, DatabaseCatalog):
             yield None
             return
-        while not catalog.claim(doc.doc_id, self._holder, time.time(), CLAIM_STALE_S):
+        while not self._take_claim(catalog, doc.doc_id):
             time.sleep(CLAIM_POLL_S)
         try:
             yield catalog.find_by_sha256(doc.sha256)
         finally:
             catalog.release_claim(doc.doc_id, self._holder)
+
+    def _take_claim(self, catalog: DatabaseCatalog, doc_id: str) -> bool:
+        """Claim a document for this instance: free, stale, or held by a process of this
+        machine that is gone (a restarted replica resumes at once, not after CLAIM_STALE_S)."""
+        if catalog.claim(doc_id, self._holder, time.time(), CLAIM_STALE_S):
+            return True
+        holder = next((h for d, h, _ in catalog.claims() if d == doc_id), None)
+        return (
+            holder is not None
+            and _gone(holder)
+            and catalog.take_over(doc_id, holder, self._holder, time.time())
+        )
 
     def _store_original(self, doc: LoadedDocument) -> str:
         """Keep the uploaded bytes; returns where, as the catalog records it."""
@@ -685,8 +699,10 @@ class DocumentIndex:
         (claimed, the claim unrenewed for CLAIM_STALE_S, never catalogued)."""
         catalog = self._catalog
         assert isinstance(catalog, DatabaseCatalog)
-        for doc_id in catalog.stale_claims(time.time(), CLAIM_STALE_S):
-            if not catalog.claim(doc_id, self._holder, time.time(), CLAIM_STALE_S):
+        for doc_id, holder, renewed_s in catalog.claims():
+            if renewed_s >= time.time() - CLAIM_STALE_S and not _gone(holder):
+                continue  # being written
+            if not self._take_claim(catalog, doc_id):
                 continue  # another replica took it over first
             try:
                 if catalog.get(doc_id) is None:
@@ -736,6 +752,33 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def _machine() -> str:
+    """This machine as claims name it: host name and PID namespace (containers on one host
+    may share a host name, never a PID namespace)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = "?"
+    return f"{socket.gethostname()}/{namespace}"
+
+
+_MACHINE = _machine()
+
+
+def _gone(holder: str) -> bool:
+    """Whether a claim's holder was a process of this machine that no longer runs."""
+    machine, _, rest = holder.rpartition(":")[0].rpartition(":")
+    if machine != _MACHINE or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def _forms(query: str, also: Sequence[str]) -> list[str]:

@@ -53,7 +53,7 @@ def upgrade() -> None:
     op.create_table(
         "index_claims",
         sa.Column("doc_id", sa.String(64), primary_key=True),
-        sa.Column("holder", sa.String(32), nullable=False),
+        sa.Column("holder", sa.String(200), nullable=False),
         sa.Column("renewed_s", sa.Float, nullable=False),
     )
     op.create_table(
