@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,16 @@ def state_of(row: Any) -> IndexState | None:
         row["reindexed_at"],
         row["relevance_threshold"],
     )
+
+
+def flags_by_document(rows: Iterable[Any]) -> dict[str, list[InstructionFlag]]:
+    """Instruction-flag rows (by column name) grouped per document id, in the rows' order."""
+    flags: dict[str, list[InstructionFlag]] = {}
+    for row in rows:
+        flags.setdefault(row["doc_id"], []).append(
+            InstructionFlag(row["page"], row["reason"], row["excerpt"], row["location"])
+        )
+    return flags
 
 
 class DuplicateDocument(RuntimeError):
@@ -200,12 +210,7 @@ class Catalog:
             "SELECT doc_id, page, reason, excerpt, location FROM instruction_flags"
             " ORDER BY doc_id, rowid"
         )
-        flags: dict[str, list[InstructionFlag]] = {}
-        for row in rows:
-            flags.setdefault(row["doc_id"], []).append(
-                InstructionFlag(row["page"], row["reason"], row["excerpt"], row["location"])
-            )
-        return flags
+        return flags_by_document(rows)
 
     def switch_collection(
         self,

@@ -8,7 +8,13 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ingest.catalog import DuplicateDocument, IndexConfig, IndexState, state_of
+from ingest.catalog import (
+    DuplicateDocument,
+    IndexConfig,
+    IndexState,
+    flags_by_document,
+    state_of,
+)
 from ingest.database_chunks import chunk_values
 from ingest.database_tables import (
     index_claims,
@@ -99,13 +105,8 @@ class DatabaseCatalog:
 
     def instruction_flags(self) -> dict[str, list[InstructionFlag]]:
         query = sa.select(index_flags).order_by(index_flags.c.doc_id, index_flags.c.id)
-        flags: dict[str, list[InstructionFlag]] = {}
         with self._engine.connect() as db:
-            for row in db.execute(query).mappings():
-                flags.setdefault(row["doc_id"], []).append(
-                    InstructionFlag(row["page"], row["reason"], row["excerpt"], row["location"])
-                )
-        return flags
+            return flags_by_document(db.execute(query).mappings())
 
     def switch_collection(
         self,
