@@ -21,7 +21,6 @@ from llm.components import (
     build_trace_store,
     build_worker,
     ocr_for,
-    shares_state,
 )
 from llm.models.choice import ChatModelChoice, build_chat_model
 from llm.records.conversations import Conversations
@@ -77,8 +76,7 @@ def chat_model(current: Settings) -> ChatModelChoice:
 
 @st.cache_resource(show_spinner="Opening the document index…")
 def _index(key: str, _settings: Settings) -> DocumentIndex:
-    engine = database(_settings) if shares_state(_settings) else None
-    return build_index(_settings, owner=APP_OWNER, engine=engine)
+    return build_index(_settings, owner=APP_OWNER, engine=database(_settings))
 
 
 @st.cache_resource(show_spinner=False)
@@ -134,15 +132,14 @@ def admin_tries(current: Settings) -> TryBook:
 
 
 @st.cache_resource
-def _trace_store(key: str, _settings: Settings, _engine: Engine | None) -> TraceStore:
+def _trace_store(key: str, _settings: Settings, _engine: Engine) -> TraceStore:
     return build_trace_store(_settings, _engine)
 
 
 def trace_store(current: Settings) -> TraceStore:
     """The record of every answer made with this data dir, for the Traces page."""
-    engine = database(current) if shares_state(current) else None
     key = _url_key(database_url(current)) + str(current.data_dir.resolve())
-    return _trace_store(key, current, engine)
+    return _trace_store(key, current, database(current))
 
 
 @st.cache_resource(show_spinner=False)

@@ -202,11 +202,15 @@ class DatabaseCatalog:
             )
             return taken.rowcount == 1
 
-    def claims(self) -> list[tuple[str, str, float]]:
-        """Every claim held: document id, holder, when it was last renewed."""
-        query = sa.select(index_claims.c.doc_id, index_claims.c.holder, index_claims.c.renewed_s)
+    def claimed(self) -> list[str]:
+        """The documents some replica holds a claim on (writing them, or died doing so)."""
         with self._engine.connect() as db:
-            return [(row[0], row[1], row[2]) for row in db.execute(query)]
+            return list(db.execute(sa.select(index_claims.c.doc_id)).scalars())
+
+    def holder_of(self, doc_id: str) -> str | None:
+        query = sa.select(index_claims.c.holder).where(index_claims.c.doc_id == doc_id)
+        with self._engine.connect() as db:
+            return db.execute(query).scalar()
 
     def take_over(self, doc_id: str, previous: str, holder: str, now: float) -> bool:
         """Move a claim from `previous` (known to be gone) to `holder`, unless it changed hands."""

@@ -21,7 +21,7 @@ def chunk_values(collection: str, rows: Sequence[ChunkRow]) -> list[dict[str, ob
 class DatabaseChunks:
     """The chunks of one collection (a column of the shared table), with its counters; see
     `ingest.keyword.ChunkStore`. A change and its new generation are one transaction, so a
-    replica that reads the generation and then the corpus in one snapshot builds exactly it."""
+    corpus read between two equal readings of the generation is exactly that generation's."""
 
     def __init__(self, engine: sa.Engine, collection: str):
         self._engine = engine
@@ -73,8 +73,6 @@ class DatabaseChunks:
             .where(self._mine)
             .order_by(keyword_chunks.c.id)
         )
-        # A change writes its chunks and its generation in one transaction: chunks read between
-        # two equal readings of the generation are exactly that generation's.
         with self._engine.connect() as db:
             while True:
                 generation = _meta_int(db, self._collection, "generation")

@@ -610,7 +610,7 @@ class DocumentIndex:
         machine that is gone (a restarted replica resumes at once, not after CLAIM_STALE_S)."""
         if catalog.claim(doc_id, self._holder, time.time(), CLAIM_STALE_S):
             return True
-        holder = next((h for d, h, _ in catalog.claims() if d == doc_id), None)
+        holder = catalog.holder_of(doc_id)
         return (
             holder is not None
             and _gone(holder)
@@ -652,8 +652,11 @@ class DocumentIndex:
             for record in records:
                 with contextlib.suppress(FileNotFoundError):
                     originals[record.sha256] = (self.data_dir / record.stored_path).read_bytes()
-            catalog.adopt(state, records, local.instruction_flags(), originals, keyword.rows())
-            keyword.close()
+            try:
+                chunks = keyword.rows()
+            finally:
+                keyword.close()
+            catalog.adopt(state, records, local.instruction_flags(), originals, chunks)
         finally:
             local.close()
 
@@ -696,14 +699,12 @@ class DocumentIndex:
 
     def _remove_abandoned(self) -> None:
         """Shared state: drop the chunks and file of each document a replica died writing
-        (claimed, the claim unrenewed for CLAIM_STALE_S, never catalogued)."""
+        (its claim stale or its process gone, the document never catalogued)."""
         catalog = self._catalog
         assert isinstance(catalog, DatabaseCatalog)
-        for doc_id, holder, renewed_s in catalog.claims():
-            if renewed_s >= time.time() - CLAIM_STALE_S and not _gone(holder):
-                continue  # being written
+        for doc_id in catalog.claimed():
             if not self._take_claim(catalog, doc_id):
-                continue  # another replica took it over first
+                continue  # being written, or taken over by another replica first
             try:
                 if catalog.get(doc_id) is None:
                     self._vectors.remove_document(doc_id)

@@ -42,7 +42,8 @@ def shares_state(settings: Settings) -> bool:
 
 def build_index(settings: Settings, owner: str, engine: Engine | None = None) -> DocumentIndex:
     """Open (or create) the index; an existing index keeps its own config. When state is shared,
-    its catalog, keyword chunks and files are in the database (`engine`, or the settings' one)."""
+    its catalog, keyword chunks and files are in the database (`engine`, the app's database
+    already open, or the settings' one); otherwise `engine` is not used."""
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
 
     def embeddings_for(config: IndexConfig):
@@ -63,7 +64,8 @@ def build_index(settings: Settings, owner: str, engine: Engine | None = None) ->
 
 
 def build_trace_store(settings: Settings, engine: Engine | None = None) -> TraceStore:
-    """The record of answers: in the database when state is shared, else in the data dir."""
+    """The record of answers: in the database (`engine` as for `build_index`) when state is
+    shared, else in the data dir."""
     shared = _shared_database(settings, engine)
     if shared is not None:
         return TraceStore(engine=shared)

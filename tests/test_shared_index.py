@@ -234,7 +234,7 @@ def test_what_a_dead_replica_left_half_written_is_removed_when_a_replica_opens(
     try:
         assert b._vectors.chunk_counts()[added.doc_id] == 0
         assert b._keyword.chunk_count() == 0
-        assert catalog.claims() == []
+        assert catalog.claimed() == []
         assert b.stats().disk_bytes < len(data)
         # And the file goes in whole when it comes again.
         assert add(b, data) == ["added"]
