@@ -41,6 +41,7 @@ _MODEL_FIELDS = {
     "local_model",
     "models_dir",
     "temperature",
+    "evidence_bias",
     "max_answer_tokens",
     "context_window",
     "openai_base_url",

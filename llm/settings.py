@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         description="tokens of passage text sent to the model, the most relevant sentences first; "
         "0 sends the whole passages",
     )
+    evidence_bias: float = Field(
+        default=1.5,
+        ge=0.0,
+        le=10.0,
+        description="added to the logit of each token of the evidence while the local model "
+        "answers; 0 turns it off",
+    )
     temperature: float = Field(default=0.1, ge=0.0, le=2.0)
     max_answer_tokens: int = Field(default=512, ge=16, le=8192)
     context_window: int = Field(

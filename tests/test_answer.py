@@ -153,6 +153,28 @@ def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
 
 
 @pytest.mark.slow
+def test_the_local_model_is_biased_towards_the_passages_it_answers_from(local_choice, monkeypatch):
+    model = local_choice.chat_model
+    favour = type(model).favoured_tokens
+    asked: list[tuple[str, dict[int, float]]] = []
+
+    def spy(self, evidence: str) -> dict[int, float]:
+        asked.append((evidence, favour(self, evidence)))
+        return asked[-1][1]
+
+    monkeypatch.setattr(type(model), "favoured_tokens", spy)
+    pipeline = AnswerPipeline(search, local_choice, top_k=3, max_answer_tokens=ANSWER_TOKENS)
+    result = pipeline.answer("How long is the warranty on the Zephyr X2 frame?")
+
+    [(evidence, bias)] = [(text, bias) for text, bias in asked if text]
+    sent = result.prompt_messages[-1]["content"]
+    passages = re.findall(r"\[\d+\]\n(.*?)(?=\n\n\[\d+\]|\n\nQuestion:)", sent, re.S)
+    assert passages and evidence == "\n\n".join(passages)
+    assert "[1]" not in evidence and "Question" not in evidence
+    assert local_choice.chat_model.evidence_bias == 1.5 and set(bias.values()) == {1.5}
+
+
+@pytest.mark.slow
 def test_follow_up_is_condensed_by_the_model_under_one_root_run(local_choice):
     pipeline = AnswerPipeline(search, local_choice, top_k=2, max_answer_tokens=ANSWER_TOKENS)
     history = [("Tell me about the Zephyr X2 bicycle.", "It has a carbon frame [1].")]

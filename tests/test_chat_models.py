@@ -253,6 +253,32 @@ def test_one_model_serves_concurrent_sessions(model):
     assert len(answers) == 2 and answers[0] == answers[1] and answers[0].strip()
 
 
+def test_evidence_bias_covers_the_evidences_tokens(model):
+    evidence = "The pump runs at 40 litres a minute."
+    biased = model.model_copy(update={"evidence_bias": 1.5})
+    favoured = biased.favoured_tokens(evidence)
+    llama = biased._load()
+    expected: set[int] = set()
+    for form in (evidence, " " + evidence):
+        expected.update(llama.tokenize(form.encode(), add_bos=False, special=False))
+    assert set(favoured) == expected and set(favoured.values()) == {1.5}
+    assert biased._options(None, {"evidence": evidence})["logit_bias"] == favoured
+    assert biased.favoured_tokens("  ") == {} and "logit_bias" not in biased._options(None, {})
+    assert model.evidence_bias == 0.0 and model.favoured_tokens(evidence) == {}
+
+
+@pytest.mark.slow
+def test_the_evidence_bias_steers_what_the_model_writes(model):
+    # Unrelated words and a bias far above the default: greedy decoding then writes them instead
+    # of the answer it writes without the bias, which shows the bias reaches llama.cpp's sampler.
+    unrelated = "Quokka marsupial island"
+    plain = "".join(c.text for c in model.stream(MESSAGES, evidence=unrelated))
+    steered = model.model_copy(update={"evidence_bias": 10.0})
+    written = "".join(c.text for c in steered.stream(MESSAGES, evidence=unrelated))
+    assert plain.strip() and "Quokka" not in plain
+    assert "Quokka" in written
+
+
 def test_extra_buffers_are_kept_off_only_where_the_cpu_has_amx(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16 amx_tile amx_int8\n")

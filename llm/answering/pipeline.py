@@ -463,7 +463,7 @@ class AnswerPipeline:
         elif chat_model is None:
             tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
-            tokens = self._model_tokens(chat_model, prompt_value, config, usage)
+            tokens = self._model_tokens(chat_model, prompt_value, evidence, config, usage)
         # A document may ask the model for its instructions or for keys; neither goes out.
         guard = LeakGuard(self.secrets, ANSWER_SYSTEM)
         parts: list[str] = []
@@ -518,11 +518,18 @@ class AnswerPipeline:
         self,
         chat_model: BaseChatModel,
         prompt_value: PromptValue,
+        evidence: Sequence[tuple[int, SearchHit]],
         config: RunnableConfig,
         usage: _UsageSum,
     ) -> Iterator[str]:
         aggregate = None
-        for chunk in chat_model.stream(prompt_value, config):
+        # Only the local model is told what it answers from: a logit bias over its own tokens.
+        favour = (
+            {"evidence": "\n\n".join(hit.text for _, hit in evidence)}
+            if isinstance(chat_model, LlamaCppChatModel)
+            else {}
+        )
+        for chunk in chat_model.stream(prompt_value, config, **favour):
             aggregate = chunk if aggregate is None else aggregate + chunk
             if text := str(chunk.text):
                 yield text

@@ -104,6 +104,7 @@ def build_chat_model(settings: Settings) -> ChatModelChoice:
             n_ctx=window,
             temperature=settings.temperature,
             max_tokens=settings.max_answer_tokens,
+            evidence_bias=settings.evidence_bias,
         )
         return ChatModelChoice(provider, label, chat_model, window)
     return ChatModelChoice(provider, EXTRACTIVE_MODEL, None, settings.context_window)

@@ -81,6 +81,9 @@ class LlamaCppChatModel(BaseChatModel):
     # Qwen sometimes ends its answer by starting a list of "Sources:" of its own, which the app
     # shows anyway.
     stop: list[str] = Field(default_factory=lambda: ["\n<", "\nSources:"])
+    # Added to the logit of every token of the passages an answer is written from: a small model
+    # then keeps to its sources' words instead of its own (README, "Quality and speed").
+    evidence_bias: float = 0.0
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
@@ -167,13 +170,28 @@ class LlamaCppChatModel(BaseChatModel):
         if Llama.longest_token_prefix(warm.input_ids, prompt) > shared_now:
             llama.load_state(warm)
 
+    def favoured_tokens(self, evidence: str) -> dict[int, float]:
+        """The logit bias that favours `evidence`'s tokens (as they start a text and as they follow
+        a space) by `evidence_bias`; empty when the bias is 0. The end of the answer is not
+        favoured: with it, the development set's answers were no better."""
+        if not self.evidence_bias or not evidence.strip():
+            return {}
+        llama = self._load()
+        ids: set[int] = set()
+        for form in (evidence, " " + evidence):
+            ids.update(llama.tokenize(form.encode("utf-8"), add_bos=False, special=False))
+        return dict.fromkeys(ids, self.evidence_bias)
+
     def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {
+        options = {
             "temperature": kwargs.get("temperature", self.temperature),
             "max_tokens": kwargs.get("max_tokens", self.max_tokens),
             "stop": [*self.stop, *(stop or [])],
             "repeat_penalty": kwargs.get("repeat_penalty", self.repeat_penalty),
         }
+        if bias := self.favoured_tokens(kwargs.get("evidence", "")):
+            options["logit_bias"] = bias
+        return options
 
     def _generate(
         self,
