@@ -223,14 +223,9 @@ class DatabaseCatalog:
             return moved.rowcount == 1
 
     def renew_claim(self, doc_id: str, holder: str, now: float) -> bool:
-        """Whether `holder` still held the claim (and now holds it for longer)."""
-        with self._engine.begin() as db:
-            renewed = db.execute(
-                sa.update(index_claims)
-                .where(index_claims.c.doc_id == doc_id, index_claims.c.holder == holder)
-                .values(renewed_s=now)
-            )
-            return renewed.rowcount == 1
+        """Whether `holder` still held the claim (and now holds it for longer): the claim
+        handed from its holder to itself."""
+        return self.take_over(doc_id, holder, holder, now)
 
     def release_claim(self, doc_id: str, holder: str) -> None:
         with self._engine.begin() as db:
