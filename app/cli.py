@@ -31,6 +31,7 @@ from ingest.queue import QUEUE_FILE, IngestQueue, Job, QueuedFile, worker_runnin
 from ingest.records import AddResult, SearchHit
 from ingest.sqlite_file import SchemaTooNew
 from llm.access.accounts import AccountError, Accounts
+from llm.answering.attribution import CUT_SHORT_NOTE
 from llm.answering.pipeline import Source, warm_up
 from llm.answering.questions import clean_question, question_problem
 from llm.components import (
@@ -409,6 +410,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(terminal_safe(result.answer.strip()))
     attribution = result.attribution
+    if attribution and attribution.cut_short:
+        print(f"({CUT_SHORT_NOTE})")
     if attribution and attribution.unsupported:
         print("\nNot found in your documents:")
         for sentence in attribution.sentences:

@@ -12,7 +12,7 @@ from app.preview import Passage
 from app.text import attributed_markdown, counted, inert_markdown, snippet
 from ingest.loaders import ACCEPTED_TYPES, SUPPORTED_SUFFIXES
 from ingest.records import AddResult
-from llm.answering.attribution import Evidence
+from llm.answering.attribution import CUT_SHORT_NOTE, Attribution, Evidence
 from llm.answering.chat_turns import AnswerTurn
 from llm.answering.pipeline import Source
 from llm.models.choice import PROVIDER_LABELS, available_providers
@@ -159,8 +159,10 @@ def answer_text(turn: AnswerTurn, key: str) -> None:
         )
         evidence_quotes(turn.evidence, turn.sources, key)
         st.markdown(attributed_markdown(sentences))
+        cut_short_note(turn.attribution)
         return
     st.markdown(attributed_markdown(sentences))
+    cut_short_note(turn.attribution)
     if unsupported:
         st.caption(
             f":material/info: {counted(unsupported, 'sentence')} in grey "
@@ -175,6 +177,11 @@ def answer_text(turn: AnswerTurn, key: str) -> None:
                 f"\\[{c.number}] {inert_markdown(f'{c.source}, {c.where}')}" for c in turn.cited
             )
         )
+
+
+def cut_short_note(attribution: Attribution) -> None:
+    if attribution.cut_short:
+        st.caption(f":material/content_cut: {CUT_SHORT_NOTE}")
 
 
 def turn_key(turn: AnswerTurn) -> str:

@@ -49,8 +49,9 @@ class Listener:
         self.server.server_close()
 
 
-def scripted_model(text: str):
-    """Answers every chat completion with `text`, streamed word by word as OpenAI does."""
+def scripted_model(text: str, finish_reason: str = "stop"):
+    """Answers every chat completion with `text`, streamed word by word as OpenAI does, ending
+    with `finish_reason` ("length": the model stopped at its token limit)."""
 
     def answer(handler: BaseHTTPRequestHandler, request: dict[str, Any]) -> None:
         base = {"id": "chatcmpl-1", "created": 0, "model": request.get("model", "scripted")}
@@ -63,7 +64,7 @@ def scripted_model(text: str):
                         {
                             "index": 0,
                             "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "finish_reason": finish_reason,
                         }
                     ],
                     "usage": USAGE,
@@ -84,7 +85,7 @@ def scripted_model(text: str):
             piece = word if number == len(words) - 1 else word + " "
             event = {**chunk, "choices": [{"index": 0, "delta": {"content": piece}}]}
             handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        end = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        end = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]}
         usage = {
             **chunk,
             "choices": [],

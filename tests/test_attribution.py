@@ -5,6 +5,7 @@ The embedder is the real MiniLM model, so a paraphrase is judged as the product 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from llm.answering.attribution import (
     Attribution,
     attribute,
     cited_numbers,
+    finished_part,
     split_answer,
     with_citations,
 )
@@ -228,6 +230,31 @@ def test_a_kept_attribution_reads_back_as_it_was(embed) -> None:
     result = attribute(answer, PASSAGES, embed)
     again = Attribution.from_json(json.loads(json.dumps(result.to_json())))
     assert again == result and again.unsupported == 1 and again.text == result.text
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("Maybe they have to be crazy [1]. How else", "Maybe they have to be crazy [1]."),
+        ("- Cats are allowed [3].\n- Dogs need", "- Cats are allowed [3]."),
+        ("Use read.fwf [1]. For example:\n```r\nread.fwf(file,", "Use read.fwf [1]."),
+        ("Use read.fwf:\n```r\nread.fwf(x)\n```\nThen", "Use read.fwf:\n```r\nread.fwf(x)\n```"),
+        ("Are cats allowed? Yes [3]. Dogs", "Are cats allowed? Yes [3]."),
+        ("Nothing here is finished", "Nothing here is finished"),
+        ("Cats are allowed [3].", "Cats are allowed [3]."),
+    ],
+)
+def test_an_unfinished_last_sentence_is_left_out(written: str, shown: str) -> None:
+    """What a model wrote up to its length limit, as the answer shows it: up to the last
+    finished sentence or code block, without a line that only introduced what was cut."""
+    assert finished_part(written) == shown
+
+
+def test_an_answer_cut_short_says_so_when_read_back(embed) -> None:
+    result = dataclasses.replace(attribute("Use read.fwf [1].", PASSAGES, embed), cut_short=True)
+    assert Attribution.from_json(json.loads(json.dumps(result.to_json()))).cut_short
+    older = {key: value for key, value in result.to_json().items() if key != "cut_short"}
+    assert not Attribution.from_json(older).cut_short, "a trace kept before it reads as whole"
 
 
 def test_a_sentence_cut_off_before_its_point_is_not_supported(embed) -> None:

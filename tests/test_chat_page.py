@@ -13,8 +13,10 @@ from streamlit.testing.v1 import AppTest
 
 from app import resources
 from ingest.formats.ocr import Ocr
+from llm.answering.attribution import CUT_SHORT_NOTE
 from tests.app_pages import indexed, indexing_shown, page_text
 from tests.made_documents import FACTS, made_files, zip_bomb
+from tests.scripted_openai import Listener, scripted_model
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 
@@ -171,6 +173,27 @@ def test_local_model_answer_streams_and_repeats_come_from_cache(
         assert "cached answer" not in at.chat_message[1].caption[-1].value
     finally:
         choice.chat_model.callbacks = None
+
+
+def test_an_answer_cut_at_its_length_limit_says_so_under_the_text(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    """The provider is a scripted OpenAI-compatible server (no real model stops on cue)."""
+    written = "The crazy ones are the misfits and the rebels [1]. Because they change"
+    server = Listener(reply=scripted_model(written, finish_reason="length"))
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-scripted-test-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+    try:
+        at = start()
+        upload(at, good_pdfs / "crazyones-pdfa.pdf")
+        ask(at, "Who are the crazy ones?")
+    finally:
+        server.close()
+    answer = at.chat_message[1]
+    assert "misfits and the rebels" in answer.markdown[0].value
+    assert "Because they change" not in answer.markdown[0].value
+    assert any(CUT_SHORT_NOTE in caption.value for caption in answer.caption)
 
 
 def test_spending_cap_reached_answers_without_the_model(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from llm.access.ratelimit import Limit, SharedBuckets, TokenBucket
+from llm.answering.attribution import CUT_SHORT_NOTE
 from llm.components import build_index, build_ledger
 from llm.models.choice import build_chat_model
 from llm.records.trace_store import TRACES_FILE, TraceStore
@@ -127,6 +128,37 @@ def test_first_questions_come_from_the_cache_and_make_their_own_record(
         assert model_calls(model_server) == 3
     finally:
         index.close()
+
+
+def test_an_answer_cut_at_the_token_limit_leaves_out_its_unfinished_sentence(
+    pump_dir: Path,
+) -> None:
+    server = Listener(reply=scripted_model(f"{ANSWER} It also pumps", finish_reason="length"))
+    settings = paid_settings(pump_dir, server)
+    index = build_index(settings, owner="test")
+    try:
+        service = service_for(settings, index)
+        _, answered = final(service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s")))
+        assert isinstance(answered, Answered)
+        result = answered.reply.result
+        assert result.raw_answer == f"{ANSWER} It also pumps"
+        assert result.answer == ANSWER
+        assert result.attribution is not None and result.attribution.cut_short
+        kept = TraceStore(pump_dir / TRACES_FILE).get(answered.reply.entry_id)
+        assert kept.attribution["cut_short"] is True
+    finally:
+        index.close()
+    try:
+        env = {
+            "DOCQA_LLM_PROVIDER": "openai",
+            "OPENAI_API_KEY": "sk-scripted-test-key",
+            "OPENAI_BASE_URL": f"{server.url}/v1",
+        }
+        printed = run_docqa("ask", "How fast does the P-40 pump water?", data_dir=pump_dir, **env)
+        assert printed.returncode == 0, printed.stderr
+        assert printed.stdout.startswith(f"{ANSWER}\n({CUT_SHORT_NOTE})\n")
+    finally:
+        server.close()
 
 
 def test_a_refused_question_is_neither_answered_billed_nor_recorded(

@@ -40,6 +40,7 @@ MAX_CITATIONS = 2
 # A bare name ("read.fwf" in a list) matches every passage that mentions it: no second citation.
 MIN_WORDS_TO_ADD = 3
 MAX_QUOTE_CHARS = 300
+CUT_SHORT_NOTE = "The answer stopped at its length limit, so it may be incomplete."
 
 _CITATION = re.compile(
     r"\s*\[(?:sources?\s*)?(\d+(?:\s*(?:,|and|;)\s*(?:sources?\s*)?\d+)*)\]", re.I
@@ -73,6 +74,9 @@ _CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
 _SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)", re.S)
 _LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
+# How a finished sentence ends: its stop, perhaps inside a quote or bracket, or a colon that
+# introduces a list or code.
+_FINISHED = re.compile(r"[.!?:][\"'”’)\]*]*\s*$")
 # A sentence cut off before its point ("The recommended order is [1].") states nothing the
 # documents could support: a small model sometimes stops there, the citation standing in for it.
 # "for", "with" and "from" may end a sentence ("… URI schemes it can load files from."): not
@@ -132,6 +136,9 @@ class Attribution:
 
     sentences: list[SentenceSupport]
     evidence: list[Evidence]
+    # The model stopped at its length limit: its unfinished last sentence is left out when an
+    # earlier one is finished (`finished_part`).
+    cut_short: bool = False
 
     @property
     def text(self) -> str:
@@ -166,6 +173,7 @@ class Attribution:
             "claims": self.claims,
             "unsupported": self.unsupported,
             "mostly_unsupported": self.mostly_unsupported,
+            "cut_short": self.cut_short,
         }
 
     @classmethod
@@ -185,6 +193,7 @@ class Attribution:
                 for row in data.get("sentences", [])
             ],
             evidence=[Evidence(**quote) for quote in data.get("evidence", [])],
+            cut_short=data.get("cut_short", False),
         )
 
 
@@ -226,6 +235,32 @@ def split_answer(answer: str) -> list[_Piece]:
         position = fence.end()
     pieces += _prose_pieces(answer[position:])
     return pieces
+
+
+def finished_part(answer: str) -> str:
+    """`answer` without its last sentence or code block when that one is unfinished (a model
+    stopped at its length limit mid-sentence), nor a line that introduced it ("For example:");
+    the answer as it is when nothing before it is finished either."""
+    pieces = split_answer(answer)
+    said = [i for i, piece in enumerate(pieces) if piece.text]
+    if not said or _finished(pieces[said[-1]]):
+        return answer
+    kept = said[:-1]
+    while kept and _introduces(pieces[kept[-1]]):
+        kept.pop()
+    if not kept:
+        return answer
+    return "".join(p.prefix + p.text for p in pieces[: kept[-1] + 1])
+
+
+def _introduces(piece: _Piece) -> bool:
+    return not piece.code and strip_citations(piece.text).rstrip().endswith(":")
+
+
+def _finished(piece: _Piece) -> bool:
+    if piece.code:
+        return piece.text.rstrip().endswith("```") and len(piece.text.strip()) > 3
+    return bool(_FINISHED.search(strip_citations(piece.text)))
 
 
 def _prose_pieces(text: str) -> list[_Piece]:

@@ -16,7 +16,14 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda, ensure_conf
 
 from ingest.instructions import instruction_flag
 from ingest.records import SearchHit, location_label
-from llm.answering.attribution import Attribution, EmbedFn, Evidence, attribute, cited_numbers
+from llm.answering.attribution import (
+    Attribution,
+    EmbedFn,
+    Evidence,
+    attribute,
+    cited_numbers,
+    finished_part,
+)
 from llm.answering.evidence import select_evidence
 from llm.answering.extractive import NO_ANSWER, extractive_answer, terms
 from llm.answering.leaks import WITHHELD_ANSWER, LeakGuard
@@ -225,6 +232,13 @@ class _UsageSum:
             self.total.output_tokens + outputs,
             self.total.estimated or not reported,
         )
+
+
+@dataclass
+class _Ending:
+    """How the model's answer ended: at its length limit (OpenAI's and llama.cpp's "length")."""
+
+    cut_short: bool = False
 
 
 @dataclass
@@ -454,6 +468,7 @@ class AnswerPipeline:
 
         # Canned messages are not checked against the passages; answers and quotes are.
         checked = True
+        ending = _Ending()
         tokens: Iterator[str]
         if low_relevance:
             # Quoting or answering from weak matches would look like an answer; say so instead.
@@ -463,7 +478,7 @@ class AnswerPipeline:
         elif chat_model is None:
             tokens = self._extractive_tokens(question, standalone, hits, config)
         else:
-            tokens = self._model_tokens(chat_model, prompt_value, evidence, config, usage)
+            tokens = self._model_tokens(chat_model, prompt_value, evidence, config, usage, ending)
         # A document may ask the model for its instructions or for keys; neither goes out.
         guard = LeakGuard(self.secrets, ANSWER_SYSTEM)
         parts: list[str] = []
@@ -474,7 +489,12 @@ class AnswerPipeline:
         raw = "".join(parts)
         if guard.withheld:
             checked, raw = False, WITHHELD_ANSWER
-        attribution = self._attribute(raw, hits, config) if checked else None
+        attribution = None
+        if checked:
+            # A sentence the length limit cut off says nothing yet: it is left out, and said so.
+            shown = finished_part(raw) if ending.cut_short else raw
+            attribution = self._attribute(shown, hits, config)
+            attribution = replace(attribution, cut_short=ending.cut_short)
 
         result = AnswerResult(
             answer=attribution.text if attribution else raw,
@@ -521,6 +541,7 @@ class AnswerPipeline:
         evidence: Sequence[tuple[int, SearchHit]],
         config: RunnableConfig,
         usage: _UsageSum,
+        ending: _Ending,
     ) -> Iterator[str]:
         aggregate = None
         # Only the local model is told what it answers from: a logit bias over its own tokens.
@@ -534,6 +555,8 @@ class AnswerPipeline:
             if text := str(chunk.text):
                 yield text
         answer = str(aggregate.text) if aggregate else ""
+        metadata = getattr(aggregate, "response_metadata", None) or {}
+        ending.cut_short = metadata.get("finish_reason") == "length"
         usage.add(
             getattr(aggregate, "usage_metadata", None),
             lambda: (
