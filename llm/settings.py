@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         "answers; 0 turns it off",
     )
     temperature: float = Field(default=0.1, ge=0.0, le=2.0)
-    max_answer_tokens: int = Field(default=512, ge=16, le=8192)
+    max_answer_tokens: int = Field(default=256, ge=16, le=8192)
     context_window: int = Field(
         default=0, ge=0, description="model context in tokens; 0 means the model's known default"
     )
