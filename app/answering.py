@@ -15,7 +15,7 @@ from ingest.index import DocumentIndex
 from ingest.records import SearchHit
 from llm.access.ratelimit import Limit, Refusal, TokenBucket
 from llm.answering.chat_turns import AnswerTurn, QuestionTurn
-from llm.answering.pipeline import Retrieved, Token
+from llm.answering.pipeline import Retrieved, Source, Token
 from llm.retrieval.modes import Scoped, SearchMode, make_search
 from llm.service import Answered, Asker, Failed, Notice, Noticed, Refused
 from llm.settings import Settings
@@ -109,7 +109,7 @@ def respond(
         render_answer(turn)
         return turn
     if isinstance(event, Retrieved):
-        event = stream_answer(events)
+        event = stream_answer(events, [] if event.low_relevance else event.sources)
     if isinstance(event, Failed):
         st.error(
             f"The model could not answer ({event.reason}). Check the provider settings "
@@ -136,13 +136,14 @@ def keep(question: str, answer: AnswerTurn) -> None:
     conversations.keep_turn(resources.settings(), question, answer)
 
 
-def stream_answer(events: Any) -> Answered | Failed:
+def stream_answer(events: Any, sources: list[Source]) -> Answered | Failed:
     """Stream the answer with st.write_stream, then show it checked; the event that ended it.
 
-    A note stands in until the first words arrive.
+    Until the first words arrive (a local model reads its passages for some seconds), a note
+    says which files and pages it is reading.
     """
     waiting = st.empty()
-    waiting.caption(":material/edit_note: Writing the answer…")
+    waiting.caption(f":material/edit_note: {ui.reading_note(sources)}")
     rest: list[Any] = []
     draft = st.empty()
     with draft.container():

@@ -273,6 +273,31 @@ def _sentence(text: str | None) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
+def reading_note(sources: Sequence[Source]) -> str:
+    """What the answer is being written from: each file once, with its pages or parts."""
+    places: dict[str, list[Source]] = {}
+    for source in sources:
+        places.setdefault(source.source, []).append(source)
+    if not places:
+        return "Writing the answer…"
+    read = "; ".join(f"{inert_markdown(name)} ({_parts(found)})" for name, found in places.items())
+    return f"Reading {read} and writing the answer…"
+
+
+def _parts(sources: list[Source]) -> str:
+    pages = sorted({s.page for s in sources if s.where == f"page {s.page}"})
+    others = list(
+        dict.fromkeys(
+            s.where.replace(" (", ", ").rstrip(")") for s in sources if s.where != f"page {s.page}"
+        )
+    )
+    if len(pages) > 1:
+        others.insert(0, f"pages {', '.join(map(str, pages[:-1]))} and {pages[-1]}")
+    elif pages:
+        others.insert(0, f"page {pages[0]}")
+    return ", ".join(others)
+
+
 def text_only(
     events: Iterator[Any],
     token_type: type,
