@@ -285,17 +285,20 @@ def reading_note(sources: Sequence[Source]) -> str:
 
 
 def _parts(sources: list[Source]) -> str:
-    pages = sorted({s.page for s in sources if s.where == f"page {s.page}"})
-    others = list(
-        dict.fromkeys(
-            s.where.replace(" (", ", ").rstrip(")") for s in sources if s.where != f"page {s.page}"
-        )
+    """Plain pages as one sorted run ("pages 15 and 36"), then slides, sheets or OCR pages."""
+    plain = [s.location is None and not s.ocr for s in sources]
+    pages = sorted({s.page for s, is_plain in zip(sources, plain, strict=True) if is_plain})
+    named = dict.fromkeys(
+        s.where.replace(" (OCR)", ", OCR")
+        for s, is_plain in zip(sources, plain, strict=True)
+        if not is_plain
     )
+    run = []
     if len(pages) > 1:
-        others.insert(0, f"pages {', '.join(map(str, pages[:-1]))} and {pages[-1]}")
+        run = [f"pages {', '.join(map(str, pages[:-1]))} and {pages[-1]}"]
     elif pages:
-        others.insert(0, f"page {pages[0]}")
-    return ", ".join(others)
+        run = [f"page {pages[0]}"]
+    return ", ".join([*run, *named])
 
 
 def text_only(
