@@ -62,6 +62,8 @@ with st.sidebar:
             st.caption("Ask a question to see the exact messages sent to the model.")
 
 st.title("Ask your documents")
+if not index.is_empty:
+    resources.preload_chat_model(settings)
 
 if uploads:
     indexing.queue_upload(base_settings, [(f.name, f.getvalue()) for f in uploads], "uploader")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -70,9 +71,25 @@ def worker(current: Settings) -> IndexWorker:
     return started
 
 
+def preload_chat_model(current: Settings) -> None:
+    """Start loading the chat model in the background: the local model takes seconds to load
+    and to read its system prompt, which a reader would otherwise wait for on the first question."""
+    _model_load(_key(current, _MODEL_FIELDS), current)
+
+
 def chat_model(current: Settings) -> ChatModelChoice:
     """The chat model for these settings, loaded once per provider, model and temperature."""
-    return _chat_model(_key(current, _MODEL_FIELDS), current)
+    key = _key(current, _MODEL_FIELDS)
+    load = _model_load(key, current)
+    try:
+        if load.done():
+            return load.result()
+        with st.spinner("Loading the language model…"):
+            return load.result()
+    except Exception:
+        # A failed load (a missing model file, a bad setting) is tried again next time.
+        _model_load.clear(key, current)
+        raise
 
 
 @st.cache_resource(show_spinner="Opening the document index…")
@@ -85,9 +102,16 @@ def _worker(key: str, _index: DocumentIndex) -> IndexWorker:
     return build_worker(_index)
 
 
-@st.cache_resource(show_spinner="Loading the language model…")
-def _chat_model(key: str, _settings: Settings) -> ChatModelChoice:
-    choice = build_chat_model(_settings)
+@st.cache_resource(show_spinner=False)
+def _model_load(key: str, _settings: Settings) -> Future[ChatModelChoice]:
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docqa-model-load")
+    load = loader.submit(_loaded_model, _settings)
+    loader.shutdown(wait=False)
+    return load
+
+
+def _loaded_model(current: Settings) -> ChatModelChoice:
+    choice = build_chat_model(current)
     warm_up(choice)
     return choice
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import threading
 from pathlib import Path
 
 import docx
@@ -173,6 +174,38 @@ def test_local_model_answer_streams_and_repeats_come_from_cache(
         assert "cached answer" not in at.chat_message[1].caption[-1].value
     finally:
         choice.chat_model.callbacks = None
+
+
+@pytest.mark.slow
+def test_the_local_model_loads_in_the_background_once_there_is_something_to_ask(
+    chat_env: Path, monkeypatch: pytest.MonkeyPatch, good_pdfs: Path
+) -> None:
+    monkeypatch.setenv("DOCQA_LLM_PROVIDER", "local")
+    monkeypatch.setenv("DOCQA_MAX_ANSWER_TOKENS", "32")
+    loads: list[str] = []
+    loaded = threading.Event()
+    load_model = resources._loaded_model
+
+    def recorded(current):
+        loads.append(threading.current_thread().name)
+        choice = load_model(current)
+        loaded.set()
+        return choice
+
+    monkeypatch.setattr(resources, "_loaded_model", recorded)
+    resources._model_load.clear()
+    at = start()
+    assert loads == [], "with nothing indexed there is nothing to ask yet"
+
+    upload(at, good_pdfs / "crazyones-pdfa.pdf")
+    # Loaded with no question asked, off the page's own thread.
+    assert loaded.wait(timeout=120)
+    assert len(loads) == 1 and loads[0].startswith("docqa-model-load")
+
+    ask(at, "What date is on The Crazy Ones?")
+    assert at.chat_message[1].markdown[0].value.strip()
+    assert "SmolLM2" in at.chat_message[1].caption[-1].value
+    assert len(loads) == 1, "the question used the model loaded in the background"
 
 
 def test_an_answer_cut_at_its_length_limit_says_so_under_the_text(
