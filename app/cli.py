@@ -466,6 +466,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"--answers needs {args.dir / 'answers.jsonl'}") from None
     except ValueError as error:
         raise CommandError(str(error)) from None
+    if not args.answers and any(question.history for question in questions):
+        # A follow-up alone ("And with subfig?") is not a search anyone makes.
+        raise CommandError(f"{qa_file} holds follow-up questions: score them with --answers")
     # A fresh embedded store, so the figures never depend on (or touch) the user's own index.
     with tempfile.TemporaryDirectory(prefix="docqa-eval-", ignore_cleanup_errors=True) as scratch:
         scratch_settings = settings.model_copy(

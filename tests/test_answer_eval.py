@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from ingest.records import SearchHit
-from llm.answering.pipeline import AnswerPipeline
+from llm.answering.pipeline import AnswerPipeline, AnswerResult
 from llm.evaluation.answer_eval import AnswerKey, evaluate_answers, judge, load_answer_keys
-from llm.evaluation.retrieval_eval import Question
+from llm.evaluation.retrieval_eval import Question, load_questions
 from llm.models.choice import extractive_choice
 
 PASSAGES = [
@@ -67,3 +68,40 @@ def test_the_report_figures_come_from_the_outcomes() -> None:
     figures = report.to_json()
     assert figures["per_question"][1]["missing_facts"] == [["write.csv"]]
     assert figures["total_s_p95"] >= figures["total_s_p50"] >= 0
+
+
+def test_a_follow_up_is_asked_after_its_earlier_questions_in_one_conversation() -> None:
+    asked: list[tuple[str, list[tuple[str, str]]]] = []
+
+    def answer(question: str, history: Sequence[tuple[str, str]]) -> AnswerResult:
+        asked.append((question, list(history)))
+        return pipeline().answer(question, history)
+
+    follow_up = Question(
+        "f",
+        "And which one writes a data frame out?",
+        "R-data.pdf",
+        (8,),
+        history=("Which function reads fixed-width files?",),
+    )
+    keys = {"f": AnswerKey("f", (("write.table",),))}
+    report = evaluate_answers(answer, [follow_up], keys, "extractive", "extractive")
+
+    first_answer = asked[0]
+    assert first_answer == ("Which function reads fixed-width files?", [])
+    assert asked[1][0] == follow_up.question
+    assert asked[1][1] == [(first_answer[0], report.outcomes[0].history[0][1])]
+    assert "read.fwf" in report.outcomes[0].history[0][1]
+    assert len(asked) == 2 and report.outcomes[0].correct and report.outcomes[0].cites_gold
+    assert report.to_json()["per_question"][0]["history"][0][0] == first_answer[0]
+
+
+def test_questions_load_with_their_history(tmp_path: Path) -> None:
+    path = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "a", "question": "q?", "source": "x.pdf", "pages": [1]},
+        {"id": "b", "question": "And?", "source": "x.pdf", "pages": [2], "history": ["q?"]},
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    first, second = load_questions(path)
+    assert first.history == () and second.history == ("q?",)

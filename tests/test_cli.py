@@ -333,6 +333,19 @@ def test_eval_scores_a_question_set_in_a_scratch_dir(
     assert "--k must be at least 5" in capsys.readouterr().err
 
 
+def test_eval_of_follow_ups_needs_answers(
+    data_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "docs").mkdir()
+    follow_up = {"id": "f1", "question": "And with subfig?", "source": "subfig.pdf", "pages": [3],
+                 "history": ["How do I list sub-figures with subcaption?"]}  # fmt: skip
+    (tmp_path / "qa.jsonl").write_text(json.dumps(follow_up))
+
+    assert main(["eval", str(tmp_path)]) == 1
+    assert "holds follow-up questions: score them with --answers" in capsys.readouterr().err
+    assert list(data_env.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_every_format_goes_in_with_docqa_add_and_search_names_its_place(
     data_env: Path, tmp_path: Path, tesseract: Ocr, capsys: pytest.CaptureFixture[str]

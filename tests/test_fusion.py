@@ -51,6 +51,19 @@ def test_the_constant_k_changes_the_order() -> None:
     assert names(reciprocal_rank_fusion([vector, keyword], k=60))[0] == "Y"
 
 
+def test_a_ranking_at_half_weight_counts_half() -> None:
+    # G is second in the full-weight ranking; H first and I second in the half-weight one.
+    # By hand: G = 1/62 = 0.01613 beats H = 0.5/61 = 0.00820; with equal weights H = 1/61 wins.
+    own = [hit("J", 0.9), hit("G", 0.8)]
+    beside = [hit("H", 0.7), hit("I", 0.6)]
+
+    fused = reciprocal_rank_fusion([own, beside], weights=[1.0, 0.5])
+
+    assert names(fused) == ["J", "G", "H", "I"]
+    assert [f.rrf for f in fused] == [1 / 61, 1 / 62, 0.5 / 61, 0.5 / 62]
+    assert names(reciprocal_rank_fusion([own, beside]))[:2] == ["J", "H"]
+
+
 def test_ties_go_to_the_better_best_rank_then_to_the_earlier_ranking() -> None:
     vector = [hit("P", 0.9), hit("Q", 0.8)]
     keyword = [hit("R", 3.0), hit("S", 2.0)]

@@ -11,7 +11,8 @@ from typing import Any
 from llm.answering.pipeline import AnswerResult
 from llm.evaluation.retrieval_eval import Question, mean, percentile
 
-AnswerFn = Callable[[str], AnswerResult]
+# (question, earlier (question, answer) turns of the same conversation) -> the answer.
+AnswerFn = Callable[[str, Sequence[tuple[str, str]]], AnswerResult]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class AnswerOutcome:
     unsupported: int
     first_token_s: float
     total_s: float
+    history: tuple[tuple[str, str], ...] = ()
 
     @property
     def correct(self) -> bool:
@@ -102,6 +104,7 @@ class AnswerReport:
                     "unsupported": o.unsupported,
                     "first_token_s": round(o.first_token_s, 2),
                     "total_s": round(o.total_s, 2),
+                    **({"history": [list(turn) for turn in o.history]} if o.history else {}),
                 }
                 for o in self.outcomes
             ],
@@ -125,7 +128,12 @@ def load_answer_keys(path: Path) -> dict[str, AnswerKey]:
     return keys
 
 
-def judge(question: Question, key: AnswerKey, result: AnswerResult) -> AnswerOutcome:
+def judge(
+    question: Question,
+    key: AnswerKey,
+    result: AnswerResult,
+    history: Sequence[tuple[str, str]] = (),
+) -> AnswerOutcome:
     """Score one answer against its key and the question's gold pages."""
     cited = [(source.source, source.page) for source in result.cited_sources()]
     attribution = result.attribution
@@ -141,6 +149,7 @@ def judge(question: Question, key: AnswerKey, result: AnswerResult) -> AnswerOut
         unsupported=attribution.unsupported if attribution else 0,
         first_token_s=result.timings.first_token_s,
         total_s=result.timings.total_s,
+        history=tuple(history),
     )
 
 
@@ -152,12 +161,16 @@ def evaluate_answers(
     model: str,
     on_answer: Callable[[AnswerOutcome], None] | None = None,
 ) -> AnswerReport:
-    """Answer every question that has a key and judge it; `on_answer` sees each as it is done."""
+    """Answer every question that has a key and judge it; `on_answer` sees each as it is done.
+    A follow-up's earlier questions are answered first, in one conversation, and not judged."""
     outcomes = []
     for question in questions:
         if question.id not in keys:
             continue
-        outcome = judge(question, keys[question.id], answer(question.question))
+        history: list[tuple[str, str]] = []
+        for earlier in question.history:
+            history.append((earlier, answer(earlier, list(history)).answer))
+        outcome = judge(question, keys[question.id], answer(question.question, history), history)
         outcomes.append(outcome)
         if on_answer is not None:
             on_answer(outcome)

@@ -20,12 +20,14 @@ SearchFn = Callable[[str, int], list[SearchHit]]
 
 @dataclass(frozen=True)
 class Question:
-    """One line of qa.jsonl: the answer is in file `source` on one of `pages` (1-based)."""
+    """One line of qa.jsonl: the answer is in file `source` on one of `pages` (1-based).
+    `history` holds the questions asked before it in the same conversation (a follow-up)."""
 
     id: str
     question: str
     source: str
     pages: tuple[int, ...]
+    history: tuple[str, ...] = ()
 
     def is_hit(self, hit: SearchHit) -> bool:
         return hit.source == self.source and hit.page in self.pages
@@ -98,8 +100,11 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             row = json.loads(line)
+            history = tuple(str(earlier) for earlier in row.get("history", ()))
             questions.append(
-                Question(str(row["id"]), row["question"], row["source"], tuple(row["pages"]))
+                Question(
+                    str(row["id"]), row["question"], row["source"], tuple(row["pages"]), history
+                )
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}, line {number}: not a valid question ({error})") from None

@@ -41,13 +41,18 @@ class FusedHit:
 
 
 def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[SearchHit]], k: int = RRF_K, limit: int | None = None
+    rankings: Sequence[Sequence[SearchHit]],
+    k: int = RRF_K,
+    limit: int | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[FusedHit]:
-    """Chunks of all rankings by the sum of 1 / (k + rank) over the rankings that returned them.
+    """Chunks of all rankings by the sum of weight / (k + rank) over the rankings that returned
+    them (every weight 1 unless `weights` gives one per ranking).
 
     A chunk is identified by (doc_id, chunk_index); a repeat within one ranking is ignored. Ties go
     to the chunk with the better best rank, then to the one an earlier ranking returned first.
     """
+    weights = weights or [1.0] * len(rankings)
     found: dict[tuple[str, int], tuple[SearchHit, list[int | None], list[float | None]]] = {}
     for which, ranking in enumerate(rankings):
         for rank, hit in enumerate(ranking, start=1):
@@ -61,7 +66,10 @@ def reciprocal_rank_fusion(
     fused = [
         # fsum is exact, so equal sets of ranks give equal scores in any order.
         FusedHit(
-            dataclasses.replace(first, score=math.fsum(1 / (k + r) for r in ranks if r)),
+            dataclasses.replace(
+                first,
+                score=math.fsum(w / (k + r) for w, r in zip(weights, ranks, strict=True) if r),
+            ),
             tuple(ranks),
             tuple(scores),
         )
