@@ -105,3 +105,6 @@ def test_questions_load_with_their_history(tmp_path: Path) -> None:
     path.write_text("\n".join(json.dumps(row) for row in rows))
     first, second = load_questions(path)
     assert first.history == () and second.history == ("q?",)
+    path.write_text(json.dumps({**rows[1], "history": "q?"}))
+    with pytest.raises(ValueError, match=r"line 1: .*history must be a list"):
+        load_questions(path)

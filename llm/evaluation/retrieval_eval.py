@@ -100,7 +100,10 @@ def load_questions(path: Path) -> list[Question]:
             continue
         try:
             row = json.loads(line)
-            history = tuple(str(earlier) for earlier in row.get("history", ()))
+            earlier = row.get("history", [])
+            if not isinstance(earlier, list):
+                raise TypeError("history must be a list of the questions asked before")
+            history = tuple(str(question) for question in earlier)
             questions.append(
                 Question(
                     str(row["id"]), row["question"], row["source"], tuple(row["pages"]), history
