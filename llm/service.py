@@ -37,6 +37,14 @@ class Notice:
     text: str
 
 
+@dataclass
+class _Partial:
+    """What an answer had cost when it was cut off: the prompt sent and the text streamed."""
+
+    prompt: list[dict[str, str]] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Asker:
     """Who asks: the owner their answers are kept under, where from, and the limits they pass."""
@@ -162,8 +170,14 @@ class AnswerService:
             return
         choice = self._capped_choice(choice, notices)
         yield from (Noticed(notice) for notice in notices)
+        partial = _Partial()
         try:
-            result = yield from self._answer(question, history, asker, choice)
+            result = yield from self._answer(question, history, asker, choice, partial)
+        except GeneratorExit:
+            # The reader asked again or left while the answer streamed: the provider was paid
+            # all the same, and a spending cap that missed such answers could be walked past.
+            self._bill_cut_off(choice, partial)
+            raise
         except Exception as error:  # a provider failure (auth, network, server) is reported
             yield Failed(short_reason(error))
             return
@@ -178,6 +192,7 @@ class AnswerService:
         history: Sequence[tuple[str, str]],
         asker: Asker,
         choice: ChatModelChoice,
+        partial: _Partial,
     ) -> Iterator[ServiceEvent]:
         pipeline = build_pipeline(
             self.settings,
@@ -198,8 +213,26 @@ class AnswerService:
         for event in pipeline.stream(question, history, config):
             if isinstance(event, Finished):
                 return event.result
+            if isinstance(event, Retrieved):
+                partial.prompt = event.prompt_messages
+            elif isinstance(event, Token):
+                partial.text.append(event.text)
             yield event
         raise RuntimeError("the answer stream ended without a result")
+
+    def _bill_cut_off(self, choice: ChatModelChoice, partial: _Partial) -> None:
+        """Bill an answer cut off midway for its prompt and the text written so far (counted
+        locally; a follow-up's rewrite call before it is not known here and goes unbilled)."""
+        if choice.provider in FREE_PROVIDERS or not partial.prompt:
+            return
+        self.ledger.record(
+            choice.provider,
+            choice.model,
+            sum(choice.count_tokens(message["content"]) for message in partial.prompt),
+            choice.count_tokens("".join(partial.text)),
+            self.settings.price_per_million(choice.model),
+            estimated=True,
+        )
 
     def _keep(self, result: AnswerResult, asker: Asker, notices: list[Notice]) -> Reply:
         """Bill, then record: a caller interrupted after this keeps no unpaid answer."""

@@ -11,11 +11,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from llm.access.ratelimit import Limit, SharedBuckets, TokenBucket
 from llm.answering.attribution import CUT_SHORT_NOTE
+from llm.answering.pipeline import Token
 from llm.components import build_index, build_ledger
 from llm.models.choice import build_chat_model
+from llm.records.tables import ledger_calls
 from llm.records.trace_store import TRACES_FILE, TraceStore
 from llm.retrieval.modes import make_search
 from llm.service import (
@@ -104,6 +107,30 @@ def test_docqa_ask_is_billed_then_capped_without_a_provider_call(
     assert text.returncode == 0 and "spending cap" in text.stderr and "40 litres" in text.stdout
     records = TraceStore(pump_dir / TRACES_FILE).recent(owner="cli")
     assert [r.provider for r in records] == ["extractive", "extractive", "openai"]
+
+
+def test_an_answer_cut_off_while_it_streams_is_billed_for_what_it_cost(
+    pump_dir: Path, model_server: Listener
+) -> None:
+    settings = paid_settings(pump_dir, model_server)
+    index = build_index(settings, owner="test")
+    try:
+        service = service_for(settings, index)
+        events = service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s1"))
+        written = next(event for event in events if isinstance(event, Token))
+        # What Streamlit does to the stream when the reader asks again before it ends.
+        events.close()
+
+        assert written.text and model_calls(model_server) == 1
+        with service.ledger._engine.connect() as db:
+            [call] = db.execute(sa.select(ledger_calls)).mappings().all()
+        assert (call["provider"], call["estimated"]) == ("openai", True)
+        assert call["input_tokens"] > 50 and call["output_tokens"] >= 1 and call["cost_usd"] > 0
+        [day, *_] = service.ledger.usage()
+        assert day.spent == call["cost_usd"]
+        assert TraceStore(pump_dir / TRACES_FILE).recent(owner="a") == []
+    finally:
+        index.close()
 
 
 def test_first_questions_come_from_the_cache_and_make_their_own_record(
