@@ -110,7 +110,8 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
             ada_b = signed_in(browser, second, "ada")
             indexed(ada_b, 1)
             answer = ask(ada_b, QUESTION)
-            expect(answer).to_contain_text("crazyones-pdfa.pdf", timeout=120_000)
+            expect(answer.get_by_role("link", name="View trace")).to_be_visible(timeout=120_000)
+            expect(answer).to_contain_text("crazyones-pdfa.pdf")
             expect(answer).to_contain_text("misfits")
             assert model_calls(model) == 1
 
@@ -132,7 +133,11 @@ def test_two_replicas_serve_one_corpus_and_a_killed_upload_loses_nothing(
             for question in BILLED:
                 answers = [ask(ada_a, question), ask(ada_b, question)]
                 for each in answers:
-                    expect(each).to_contain_text("crazyones-pdfa.pdf", timeout=120_000)
+                    # Billed once kept, when its trace link shows (the file's name shows earlier,
+                    # in the note on what the model is reading).
+                    trace = each.get_by_role("link", name="View trace")
+                    expect(trace).to_be_visible(timeout=120_000)
+                    expect(each).to_contain_text("crazyones-pdfa.pdf")
             with engine.connect() as db:
                 billed = sum(db.execute(sa.select(ledger_calls.c.cost_usd)).scalars())
             assert one_call > 0 and model_calls(model) >= 1 + 2 * len(BILLED)
