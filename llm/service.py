@@ -174,8 +174,8 @@ class AnswerService:
         try:
             result = yield from self._answer(question, history, asker, choice, partial)
         except GeneratorExit:
-            # The reader asked again or left while the answer streamed: the provider was paid
-            # all the same, and a spending cap that missed such answers could be walked past.
+            # The stream was closed before the answer was kept (its reader went away): the
+            # provider was paid all the same, and a cap that missed such answers could be passed.
             self._bill_cut_off(choice, partial)
             raise
         except Exception as error:  # a provider failure (auth, network, server) is reported

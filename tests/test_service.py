@@ -118,7 +118,7 @@ def test_an_answer_cut_off_while_it_streams_is_billed_for_what_it_cost(
         service = service_for(settings, index)
         events = service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s1"))
         written = next(event for event in events if isinstance(event, Token))
-        # What Streamlit does to the stream when the reader asks again before it ends.
+        # Its reader stops midway: the stream is closed before the answer is kept.
         events.close()
 
         assert written.text and model_calls(model_server) == 1
