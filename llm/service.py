@@ -13,10 +13,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from langchain_core.messages import convert_to_messages
+
 from ingest.index import DocumentIndex
 from llm.access.ledger import FREE_PROVIDERS, SpendLedger
 from llm.access.ratelimit import Limit, Refusal, SharedBuckets
-from llm.answering.pipeline import AnswerResult, Finished, Retrieved, Token
+from llm.answering.pipeline import (
+    AnswerResult,
+    Finished,
+    Retrieved,
+    Token,
+    count_message_tokens,
+)
 from llm.components import build_pipeline
 from llm.models.choice import PROVIDER_LABELS, ChatModelChoice, extractive_choice
 from llm.records.cache_keys import answer_cache_key
@@ -228,7 +236,7 @@ class AnswerService:
         self.ledger.record(
             choice.provider,
             choice.model,
-            sum(choice.count_tokens(message["content"]) for message in partial.prompt),
+            count_message_tokens(choice, convert_to_messages(partial.prompt)),
             choice.count_tokens("".join(partial.text)),
             self.settings.price_per_million(choice.model),
             estimated=True,
