@@ -10,6 +10,7 @@ from pathlib import Path
 import pypdf
 import pytest
 
+from ingest.chunking import document_title
 from ingest.loaders import SUPPORTED_SUFFIXES, RejectedFile, load_document
 
 MB = 1024 * 1024
@@ -73,6 +74,38 @@ def test_pdf_text_is_lightly_normalised(good_pdfs: Path) -> None:
     assert "The misfits. The rebels." in text  # the "ﬁ" ligature is spelled out
     assert "  " not in text
     assert "\x00" not in text
+
+
+def test_running_heads_and_page_numbers_are_left_out(fixtures_dir: Path) -> None:
+    manual = fixtures_dir / "eval" / "docs" / "R-data.pdf"
+    spec = fixtures_dir / "eval" / "docs" / "shared-mime-info-spec.pdf"
+
+    data_pages = {
+        p.number: p.text for p in load_document(manual.name, manual.read_bytes(), LIMIT).pages
+    }
+    spec_doc = load_document(spec.name, spec.read_bytes(), LIMIT)
+    spec_pages = {p.number: p.text for p in spec_doc.pages}
+
+    # R-data.pdf page 15 opened with "Chapter 2: Spreadsheet-like data 11".
+    assert data_pages[15].startswith("of rows to be read")
+    assert "Spreadsheet-like data" not in data_pages[15]
+    # A sentence that runs across pages 14 and 15 of the spec is no longer broken by the page
+    # number at the foot of 14 and the running title at the head of 15.
+    assert spec_pages[14].endswith("the RECOMMENDED order to perform the checks")
+    assert spec_pages[15].startswith("is:")
+    # The title page keeps the running title: it is the document's title.
+    assert spec_pages[1].startswith("Shared MIME-info Database")
+    assert document_title(spec_doc) == "Shared MIME-info Database"
+
+
+def test_lines_that_recur_at_page_edges_without_a_page_number_stay(fixtures_dir: Path) -> None:
+    listings = fixtures_dir / "hard" / "docs" / "listings.pdf"
+
+    pages = load_document(listings.name, listings.read_bytes(), LIMIT).pages
+
+    # Code examples end several pages with the same line; that is content, not a running foot.
+    ends = [p.number for p in pages if p.text.rstrip().endswith("\\end{lstlisting}")]
+    assert len(ends) >= 3
 
 
 def test_legacy_and_utf16_text_files_decode_correctly(good_pdfs: Path) -> None:

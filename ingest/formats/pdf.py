@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections import Counter
 
 import pypdf
 
@@ -21,6 +22,14 @@ _CORRUPT = (
     "could not be read: it is damaged, incomplete or not really a PDF; "
     "open it in a PDF viewer, save a fresh copy and upload that"
 )
+
+# Running heads and feet ("Chapter 7: Connections 27", a bare page number) sit in a page's first
+# and last lines and repeat from page to page: a line in those places whose shape (digits aside)
+# recurs on this many pages, with a page number at one end or on half the pages, is one.
+_EDGE_LINES = 2
+_RUNNING_MIN_PAGES = 3
+_DIGITS = re.compile(r"\d+")
+_PAGE_NUMBER = re.compile(r"\d{1,4}|[ivxlcdm]{1,7}", re.IGNORECASE)
 
 # pypdf logs a line for every oddity of a malformed file; the user gets one plain reason instead.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -46,6 +55,7 @@ def read_pdf(data: bytes, ocr: Ocr) -> list[Page]:
             texts[index + 1] = text
         else:
             empty.append(index + 1)
+    texts = _without_running_lines(texts)
     scanned = _read_scans(data, empty, ocr, nothing_else=not texts and not failed)
     failed += sum(text is None for text in scanned.values())
     pages = [Page(number, text) for number, text in texts.items()]
@@ -106,6 +116,42 @@ def _opens_without_password(reader: pypdf.PdfReader) -> bool:
         return reader.decrypt("") != pypdf.PasswordType.NOT_DECRYPTED
     except Exception:
         return False
+
+
+def _without_running_lines(texts: dict[int, str]) -> dict[int, str]:
+    """The pages without their running heads, feet and page numbers, which would otherwise break
+    into the sentence that runs across a page and stand in quotes as if the document said them.
+    The first page keeps its first lines: a running head there is usually the title."""
+    lines = {number: text.split("\n") for number, text in texts.items()}
+    seen = Counter(
+        shape
+        for page in lines.values()
+        for shape in {_shape(line) for line in page[:_EDGE_LINES] + page[-_EDGE_LINES:]}
+    )
+    running = {
+        shape
+        for shape, pages in seen.items()
+        if pages >= _RUNNING_MIN_PAGES
+        and (shape.startswith("#") or shape.endswith("#") or pages >= len(texts) / 2)
+    }
+
+    def is_running(line: str) -> bool:
+        return _shape(line) in running or bool(_PAGE_NUMBER.fullmatch(line.strip()))
+
+    cleaned = {}
+    for number, page in lines.items():
+        start, end = 0, len(page)
+        while number > 1 and start < min(_EDGE_LINES, end) and is_running(page[start]):
+            start += 1
+        while end > max(start, len(page) - _EDGE_LINES) and is_running(page[end - 1]):
+            end -= 1
+        kept = "\n".join(page[start:end]).strip()
+        cleaned[number] = kept or texts[number]
+    return cleaned
+
+
+def _shape(line: str) -> str:
+    return _DIGITS.sub("#", " ".join(line.lower().split()))
 
 
 def _normalize_pdf_text(text: str) -> str:
