@@ -104,8 +104,13 @@ def show_trace(
     turn = AnswerTurn.from_record(record)
     st.subheader("Question", anchor=False)
     st.text(record.question)
-    st.markdown("**Standalone question** (what was searched)")
+    st.markdown("**What was searched**")
     st.text(record.standalone_question)
+    if record.provider == "local" and record.standalone_question != record.question:
+        st.caption(
+            "A follow-up to the local model is searched as asked and, at half weight, beside "
+            "the previous question (shown); the two results are fused."
+        )
     timing_and_tokens(record)
 
     st.subheader(f"Retrieved chunks ({len(record.sources)})", anchor=False)

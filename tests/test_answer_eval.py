@@ -108,3 +108,18 @@ def test_questions_load_with_their_history(tmp_path: Path) -> None:
     path.write_text(json.dumps({**rows[1], "history": "q?"}))
     with pytest.raises(ValueError, match=r"line 1: .*history must be a list"):
         load_questions(path)
+
+
+@pytest.mark.parametrize("name", ["eval", "hard", "holdout", "followups", "followups-r"])
+def test_each_bundled_set_has_a_key_for_every_question_and_its_documents(
+    fixtures_dir: Path, name: str
+) -> None:
+    folder = fixtures_dir / name
+    questions = load_questions(folder / "qa.jsonl")
+    keys = load_answer_keys(folder / "answers.jsonl")
+
+    assert [q.id for q in questions] == list(keys)
+    docs = {path.name for path in (folder / "docs").iterdir()}
+    assert {q.source for q in questions} <= docs
+    # A follow-up set is only follow-ups; the others hold none.
+    assert all(bool(q.history) == name.startswith("followups") for q in questions)

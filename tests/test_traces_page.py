@@ -206,6 +206,30 @@ def test_chat_answer_links_to_its_trace_which_the_page_lists_and_opens(
     assert any(caption.value == "No answer matches." for caption in at.caption)
 
 
+def test_a_local_follow_up_trace_says_both_searches_were_fused(app_env: Path) -> None:
+    store = TraceStore(app_env / TRACES_FILE)
+    history = [("How long is the Zephyr frame warranty?", "5 years [1].")]
+    follow_up = AnswerPipeline(search, extractive_choice(), top_k=2, max_answer_tokens=64).answer(
+        "And what does it cost?", history
+    )
+    alone = answer("How much does the Zephyr bicycle cost?")
+    # The record as the local model's pipeline leaves it (that pipeline's two searches are
+    # tested in test_answer.py with a real llama.cpp model): only its provider differs here.
+    follow_up.provider = alone.provider = "local"
+    assert follow_up.standalone_question != follow_up.question
+    for result in (follow_up, alone):
+        store.record(result, page="chat", owner="someone")
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at = open_trace(at, follow_up.run_id)
+    assert follow_up.standalone_question in [text.value for text in at.text]
+    assert any("searched as asked" in caption.value for caption in at.caption)
+
+    at = open_trace(at, alone.run_id)
+    assert not any("searched as asked" in caption.value for caption in at.caption)
+
+
 def test_an_unknown_trace_id_says_so(app_env: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
