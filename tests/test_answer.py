@@ -222,6 +222,34 @@ def test_a_local_models_follow_up_is_searched_as_asked_and_beside_the_previous_q
     assert [m["role"] for m in result.prompt_messages][-1] == "user"
 
 
+@pytest.mark.parametrize(
+    ("own_score", "beside_score", "first"),
+    [(0.35, 0.62, "winter.txt"), (0.71, 0.48, "summer.txt")],
+)
+def test_the_search_that_matches_a_follow_up_better_leads(
+    local_choice, own_score: float, beside_score: float, first: str
+):
+    # Stands in for the index (which has its own tests): the follow-up alone finds one passage,
+    # beside the previous question another, each with the cosine given.
+    follow_up, earlier = "And how do I turn that off?", "Why does my laptop sleep in winter?"
+    found = {
+        follow_up: SearchHit("s", "summer.txt", 1, 0, own_score, "Summer mode turns off."),
+        f"{earlier} {follow_up}": SearchHit(
+            "w", "winter.txt", 2, 0, beside_score, "Winter sleep is turned off in Settings."
+        ),
+    }
+    pipeline = AnswerPipeline(
+        lambda query, k: [found[query]], local_choice, top_k=2, max_answer_tokens=ANSWER_TOKENS
+    )
+
+    stream = pipeline.stream(follow_up, [(earlier, "To save power [1].")])
+    retrieved = next(stream)
+    stream.close()  # only the search is under test
+
+    other = ({"winter.txt", "summer.txt"} - {first}).pop()
+    assert [source.source for source in retrieved.sources] == [first, other]
+
+
 def test_prompt_fits_the_local_window_exactly(local_choice):
     question, answer_tokens = "Zephyr X2 frame warranty weighs service tomatoes", 64
     model = local_choice.chat_model

@@ -105,6 +105,18 @@ def test_statements_that_the_documents_do_not_say_are_not_claims(embed) -> None:
     assert result.unsupported_share == 0.0 and not result.mostly_unsupported
 
 
+def test_an_answer_that_the_documents_do_not_say_is_kept(embed) -> None:
+    # Made of words about the sources only, like a pointer, but it is the whole answer: dropped,
+    # the reader saw an empty reply (a follow-up of tests/fixtures/followups-r did).
+    for answer, shown in [
+        ("The documents do not say.", "The documents do not say."),
+        ("The sources do not mention it [2].", "The sources do not mention it."),
+    ]:
+        result = attribute(answer, PASSAGES, embed)
+        assert result.text == shown
+        assert result.claims == 0 and not result.mostly_unsupported
+
+
 def test_a_sentence_that_only_points_at_the_sources_is_dropped(embed) -> None:
     answer = (
         "Use read.fwf with the field widths [1]. The source for this information is [1]. "

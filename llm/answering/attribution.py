@@ -386,7 +386,9 @@ def _judge(
     names = {n.casefold() for n in _CALL.findall(body)} if piece.code else identifiers(body)
     # Also what is left of a bare list of citations ("[1], [2]" -> ","): nothing to say.
     bare = not words and not re.search(r"\w", body)
-    if not piece.code and not names and set(words) <= _ABOUT_SOURCES and (words or bare):
+    # "The documents do not say." is made of such words too, but it tells the reader something.
+    points = not piece.code and not names and set(words) <= _ABOUT_SOURCES and (words or bare)
+    if points and not _NOT_A_CLAIM.search(body):
         return SentenceSupport("", (), False, False, 0.0, piece.prefix.rstrip(" "))
     # A line that ends in a colon introduces what follows ("The relevant passages:").
     is_claim = (
