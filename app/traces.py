@@ -108,8 +108,8 @@ def show_trace(
     st.text(record.standalone_question)
     if record.provider == "local" and record.standalone_question != record.question:
         st.caption(
-            "A follow-up to the local model is searched as asked and, at half weight, beside "
-            "the previous question (shown); the two results are fused."
+            "A follow-up to the local model is searched as asked and beside the previous "
+            "question (shown); the two results are fused, the better-matching one leading."
         )
     timing_and_tokens(record)
 

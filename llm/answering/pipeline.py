@@ -545,20 +545,20 @@ class AnswerPipeline:
         joined = _joined_question(question, history)
         # Both 20 deep: what both searches rank high comes up, not only each one's top few.
         own = self._search(question, config, max(k, FUSION_DEPTH))
-        weights = [1.0, FOLLOW_UP_CONTEXT_WEIGHT]
-        if is_low_relevance(own[:k], threshold, question):
-            if not _REFERS_BACK.search(question):
-                # A new topic the documents do not hold: the previous question would match.
-                return own[:k], question, True
-            # "When was it written?" matches little alone: the conversation leads instead.
-            weights.reverse()
+        vague = is_low_relevance(own[:k], threshold, question)
+        if vague and not _REFERS_BACK.search(question):
+            # A new topic the documents do not hold: the previous question would match.
+            return own[:k], question, True
         beside = self._search(joined, config, max(k, FUSION_DEPTH))
-        if _best_score(beside) > _best_score(own):
-            # The conversation makes the question match the documents better than it does
-            # alone ("How can I turn that off from the Terminal?"): the conversation leads.
-            weights = [FOLLOW_UP_CONTEXT_WEIGHT, 1.0]
-        if weights[0] < weights[1] and is_low_relevance(beside[:k], threshold, joined):
+        if vague and is_low_relevance(beside[:k], threshold, joined):
             return beside[:k], joined, True
+        # The conversation leads when the follow-up matches little alone ("When was it
+        # written?") or matches the documents better beside the previous question ("How can I
+        # turn that off from the Terminal?").
+        if vague or _best_score(beside) > _best_score(own):
+            weights = [FOLLOW_UP_CONTEXT_WEIGHT, 1.0]
+        else:
+            weights = [1.0, FOLLOW_UP_CONTEXT_WEIGHT]
         fused = reciprocal_rank_fusion([own, beside], limit=k, weights=weights)
         # Each hit keeps the cosine of the search that found it first, not its RRF score.
         hits = [replace(f.hit, score=next(s for s in f.scores if s is not None)) for f in fused]
