@@ -72,6 +72,8 @@ def show_notice(notice: Notice) -> None:
     """An info or error line kept with its answer, so it survives the rerun after answering."""
     if notice.kind == "error":
         st.error(notice.text, icon=":material/block:")
+    elif notice.kind == "stopped":
+        st.caption(f":material/stop_circle: {notice.text}")
     else:
         st.info(notice.text, icon=":material/savings:")
 
@@ -109,7 +111,13 @@ def respond(
         render_answer(turn)
         return turn
     if isinstance(event, Retrieved):
-        event = stream_answer(events, [] if event.low_relevance else event.sources)
+        # Until it is finished, the question is in the conversation with what was written of its
+        # answer: Streamlit stops this run when the reader asks again mid-answer, and nothing
+        # can be written to the session after that.
+        stopped = stopped_turn(event.sources)
+        st.session_state.messages = [*st.session_state.messages, QuestionTurn(question), stopped]
+        event = stream_answer(events, [] if event.low_relevance else event.sources, stopped)
+        st.session_state.messages = st.session_state.messages[:-2]
     if isinstance(event, Failed):
         st.error(
             f"The model could not answer ({event.reason}). Check the provider settings "
@@ -136,18 +144,27 @@ def keep(question: str, answer: AnswerTurn) -> None:
     conversations.keep_turn(resources.settings(), question, answer)
 
 
-def stream_answer(events: Any, sources: list[Source]) -> Answered | Failed:
+def stopped_turn(sources: list[Source]) -> AnswerTurn:
+    """An answer in the making, kept as it is if a new question stops it: unchecked."""
+    note = Notice(
+        "stopped", "This answer was stopped before it was finished: what is here is unchecked."
+    )
+    return AnswerTurn(content="", sources=sources, notices=(note,))
+
+
+def stream_answer(events: Any, sources: list[Source], draft_turn: AnswerTurn) -> Answered | Failed:
     """Stream the answer with st.write_stream, then show it checked; the event that ended it.
 
     Until the first words arrive (a local model reads its passages for some seconds), a note
-    says which files and pages it is reading.
+    says which files and pages it is reading. `draft_turn` holds the text as it is shown.
     """
     waiting = st.empty()
     waiting.caption(f":material/edit_note: {ui.reading_note(sources)}")
     rest: list[Any] = []
     draft = st.empty()
+    tokens = ui.text_only(events, Token, rest, on_first=waiting.empty)
     with draft.container():
-        st.write_stream(inert_stream(ui.text_only(events, Token, rest, on_first=waiting.empty)))
+        st.write_stream(inert_stream(_collected(tokens, draft_turn)))
     waiting.empty()
     last = rest[-1]
     if isinstance(last, Answered):
@@ -158,6 +175,12 @@ def stream_answer(events: Any, sources: list[Source]) -> Answered | Failed:
     else:
         draft.empty()
     return last
+
+
+def _collected(texts: Any, turn: AnswerTurn) -> Any:
+    for text in texts:
+        turn.content += text
+        yield text
 
 
 def render_answer(turn: AnswerTurn) -> None:

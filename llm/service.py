@@ -41,7 +41,7 @@ MODEL_LOAD_ERRORS = (ValueError, RuntimeError, OSError, ImportError)
 class Notice:
     """A line said with an answer: why it was answered another way than asked."""
 
-    kind: Literal["info", "error"]
+    kind: Literal["info", "error", "stopped"]
     text: str
 
 

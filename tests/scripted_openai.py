@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -49,9 +50,10 @@ class Listener:
         self.server.server_close()
 
 
-def scripted_model(text: str, finish_reason: str = "stop"):
+def scripted_model(text: str, finish_reason: str = "stop", word_delay_s: float = 0.0):
     """Answers every chat completion with `text`, streamed word by word as OpenAI does, ending
-    with `finish_reason` ("length": the model stopped at its token limit)."""
+    with `finish_reason` ("length": the model stopped at its token limit); `word_delay_s`
+    between words makes a stream slow enough to interrupt."""
 
     def answer(handler: BaseHTTPRequestHandler, request: dict[str, Any]) -> None:
         base = {"id": "chatcmpl-1", "created": 0, "model": request.get("model", "scripted")}
@@ -84,7 +86,11 @@ def scripted_model(text: str, finish_reason: str = "stop"):
         for number, word in enumerate(words):
             piece = word if number == len(words) - 1 else word + " "
             event = {**chunk, "choices": [{"index": 0, "delta": {"content": piece}}]}
-            handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            try:
+                handler.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            except OSError:
+                return  # the client closed the stream: a reader stopped the answer
+            time.sleep(word_delay_s)
         end = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]}
         usage = {
             **chunk,
