@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -113,8 +114,7 @@ def test_an_answer_cut_off_while_it_streams_is_billed_for_what_it_cost(
     pump_dir: Path, model_server: Listener
 ) -> None:
     settings = paid_settings(pump_dir, model_server)
-    index = build_index(settings, owner="test")
-    try:
+    with closing(build_index(settings, owner="test")) as index:
         service = service_for(settings, index)
         events = service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s1"))
         written = next(event for event in events if isinstance(event, Token))
@@ -129,16 +129,13 @@ def test_an_answer_cut_off_while_it_streams_is_billed_for_what_it_cost(
         [day, *_] = service.ledger.usage()
         assert day.spent == call["cost_usd"]
         assert TraceStore(pump_dir / TRACES_FILE).recent(owner="a") == []
-    finally:
-        index.close()
 
 
 def test_first_questions_come_from_the_cache_and_make_their_own_record(
     pump_dir: Path, model_server: Listener
 ) -> None:
     settings = paid_settings(pump_dir, model_server)
-    index = build_index(settings, owner="test")
-    try:
+    with closing(build_index(settings, owner="test")) as index:
         service = service_for(settings, index, cache=AnswerCache(ttl_s=60))
         _, first = final(service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s1")))
         _, again = final(service.ask("How fast is the P-40 pump?", [], Asker("b", "chat", "s2")))
@@ -153,8 +150,6 @@ def test_first_questions_come_from_the_cache_and_make_their_own_record(
         history = [("How fast is the P-40 pump?", ANSWER)]
         final(service.ask("How fast is the P-40 pump?", history, Asker("b", "chat", "s2")))
         assert model_calls(model_server) == 3
-    finally:
-        index.close()
 
 
 def test_an_answer_cut_at_the_token_limit_leaves_out_its_unfinished_sentence(
@@ -162,8 +157,7 @@ def test_an_answer_cut_at_the_token_limit_leaves_out_its_unfinished_sentence(
 ) -> None:
     server = Listener(reply=scripted_model(f"{ANSWER} It also pumps", finish_reason="length"))
     settings = paid_settings(pump_dir, server)
-    index = build_index(settings, owner="test")
-    try:
+    with closing(build_index(settings, owner="test")) as index:
         service = service_for(settings, index)
         _, answered = final(service.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s")))
         assert isinstance(answered, Answered)
@@ -173,8 +167,6 @@ def test_an_answer_cut_at_the_token_limit_leaves_out_its_unfinished_sentence(
         assert result.attribution is not None and result.attribution.cut_short
         kept = TraceStore(pump_dir / TRACES_FILE).get(answered.reply.entry_id)
         assert kept.attribution["cut_short"] is True
-    finally:
-        index.close()
     try:
         env = {
             "DOCQA_LLM_PROVIDER": "openai",
@@ -192,8 +184,7 @@ def test_a_refused_question_is_neither_answered_billed_nor_recorded(
     pump_dir: Path, model_server: Listener
 ) -> None:
     settings = paid_settings(pump_dir, model_server)
-    index = build_index(settings, owner="test")
-    try:
+    with closing(build_index(settings, owner="test")) as index:
         shared = SharedBuckets()
         bucket = TokenBucket(1, 1)
         asker = Asker("a", "chat", "s1", limits=[Limit("this chat", bucket, bucket.new_state())])
@@ -204,8 +195,6 @@ def test_a_refused_question_is_neither_answered_billed_nor_recorded(
         assert seen == [refused] and refused.refusal.limit.name == "this chat"
         assert model_calls(model_server) == 1
         assert len(TraceStore(pump_dir / TRACES_FILE).recent(owner=None)) == 1
-    finally:
-        index.close()
 
 
 def test_a_model_that_cannot_load_or_fails_is_reported(pump_dir: Path, tmp_path: Path) -> None:
@@ -216,8 +205,7 @@ def test_a_model_that_cannot_load_or_fails_is_reported(pump_dir: Path, tmp_path:
         openai_base_url="http://127.0.0.1:9/v1",
         secrets_file=tmp_path / "absent.toml",
     )
-    index = build_index(settings, owner="test")
-    try:
+    with closing(build_index(settings, owner="test")) as index:
         failing = service_for(settings, index)
         _, failed = final(failing.ask("How fast is the P-40 pump?", [], Asker("a", "chat", "s")))
         assert isinstance(failed, Failed) and "sk-test" not in failed.reason
@@ -238,5 +226,3 @@ def test_a_model_that_cannot_load_or_fails_is_reported(pump_dir: Path, tmp_path:
         [notice] = [event.notice for event in seen if isinstance(event, Noticed)]
         assert notice.kind == "error" and "the model file is missing" in notice.text
         assert isinstance(done, Answered) and done.reply.result.provider == "extractive"
-    finally:
-        index.close()
