@@ -219,7 +219,14 @@ def test_a_local_models_follow_up_is_searched_as_asked_and_beside_the_previous_q
     assert searched == ["How long is it covered?", joined]
     # Found by both searches, the warranty passage comes first; the bicycle's own page second.
     assert [source.chunk_index for source in result.sources] == [9, 4]
-    assert [m["role"] for m in result.prompt_messages][-1] == "user"
+    # The model reads the earlier question, so "it" names something, but not the earlier answer.
+    assert [m["role"] for m in result.prompt_messages] == ["system", "user"]
+    sent = result.prompt_messages[-1]["content"]
+    assert sent.endswith(
+        "Earlier question: Tell me about the Zephyr X2 bicycle.\n\n"
+        "Question: How long is it covered?"
+    )
+    assert "It has a carbon frame [1]." not in sent
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from llm.answering.prompts import (
     ANSWER_PROMPT,
     CONDENSE_PROMPT,
     CONVERSATION_ANSWER_CHARS,
+    earlier_question,
     format_context,
     format_conversation,
 )
@@ -49,6 +50,20 @@ def test_answer_prompt_puts_history_between_system_and_question():
     assert [m.type for m in messages] == ["system", "human", "ai", "human"]
     assert messages[2].text == "The P-40 [1]."
     assert ANSWER_PROMPT.input_variables == ["context", "question"]
+
+
+def test_a_follow_up_can_carry_the_earlier_question_just_before_it():
+    history = [("What pump\n is it?", "The P-40 [1]."), ("And the filter?", "Monthly [2].")]
+    earlier = earlier_question(history)
+    assert earlier == "Earlier question: And the filter?\n\n"
+    assert earlier_question([]) == ""
+    (_, human) = ANSWER_PROMPT.format_messages(
+        context="[1] x", question="How often?", earlier=earlier
+    )
+    assert (
+        human.text == "Sources:\n[1] x\n\nEarlier question: And the filter?\n\nQuestion: How often?"
+    )
+    assert "Monthly" not in human.text  # the earlier answer stays out
 
 
 def test_condense_prompt_ends_with_the_conversation_and_the_follow_up():

@@ -31,6 +31,7 @@ from llm.answering.prompts import (
     ANSWER_PROMPT,
     ANSWER_SYSTEM,
     CONDENSE_PROMPT,
+    earlier_question,
     format_context,
     format_conversation,
     format_source,
@@ -447,10 +448,12 @@ class AnswerPipeline:
         clock.retrieval_s = time.perf_counter() - started
 
         prompt_value = None
-        # A local model answers a follow-up from the passages its search found and the question
-        # as asked: with the conversation in its prompt it carried the previous answer's claims
-        # over and read ~2 s longer (tests/fixtures/followups, README "Quality and speed").
+        # A local model answers a follow-up from the passages its search found, the earlier
+        # question and the follow-up as asked: with the whole conversation in its prompt it
+        # carried the previous answer's claims over and read ~2 s longer (README "Quality and
+        # speed").
         history_msgs = [] if self._local_model else history_messages(history)
+        earlier = earlier_question(history) if self._local_model else ""
         chat_model = self.choice.chat_model
         evidence: list[tuple[int, SearchHit]] = []
         if hits and chat_model is not None and not low_relevance:
@@ -458,11 +461,12 @@ class AnswerPipeline:
                 standalone, hits, self.evidence_tokens, self.choice.count_tokens
             )
             if self.choice.context_window > 0:
-                evidence, history_msgs = self._fit(evidence, question, history_msgs)
+                evidence, history_msgs = self._fit(evidence, question, history_msgs, earlier)
             if evidence:
                 prompt_value = ANSWER_PROMPT.invoke(
                     {
                         "context": format_context(evidence),
+                        "earlier": earlier,
                         "question": question,
                         "history": history_msgs,
                     },
@@ -672,10 +676,13 @@ class AnswerPipeline:
         evidence: list[tuple[int, SearchHit]],
         question: str,
         history: list[BaseMessage],
+        earlier: str,
     ) -> tuple[list[tuple[int, SearchHit]], list[BaseMessage]]:
         """The evidence (and history) that fits the window beside the prompt and the answer."""
         while True:
-            shell = ANSWER_PROMPT.format_messages(context="", question=question, history=history)
+            shell = ANSWER_PROMPT.format_messages(
+                context="", question=question, history=history, earlier=earlier
+            )
             budget = (
                 self.choice.context_window
                 - self.max_answer_tokens
