@@ -53,8 +53,8 @@ def test_answer_prompt_puts_history_between_system_and_question():
 
 
 def test_a_follow_up_can_carry_the_earlier_question_just_before_it():
-    history = [("What pump\n is it?", "The P-40 [1]."), ("And the filter?", "Monthly [2].")]
-    earlier = earlier_question(history)
+    history = [("What pump is it?", "The P-40 [1]."), ("And the\n  filter?", "Monthly [2].")]
+    earlier = earlier_question(history)  # the last question only, on one line
     assert earlier == "Earlier question: And the filter?\n\n"
     assert earlier_question([]) == ""
     (_, human) = ANSWER_PROMPT.format_messages(
