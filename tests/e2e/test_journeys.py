@@ -236,14 +236,18 @@ def test_follow_up_question_is_searched_with_the_conversation(page: Page) -> Non
     expect(answer).to_contain_text("crazyones-pdfa.pdf")
     expect(messages(page)).to_have_count(4)
     # "It" is the poem of the first question: the follow-up is searched beside that question, so
-    # the model reads the poem's lines with the follow-up as asked, and not the conversation.
+    # the model reads the poem's lines, the earlier question and the follow-up as asked, and
+    # not the earlier answer (no assistant turn in the prompt).
     prompt = sidebar(page).get_by_test_id("stExpander").filter(has_text="Prompt sent")
     prompt.get_by_text("Prompt sent (last answer)").click()
     viewer = prompt.get_by_test_id("stJson")
     expand_json(viewer)
-    expect(viewer).to_contain_text("When was it written?")
     expect(viewer).to_contain_text("crazy ones", ignore_case=True)
-    expect(viewer).not_to_contain_text("Who are the crazy ones?")
+    expect(viewer).to_contain_text(
+        "Earlier question: Who are the crazy ones?\\n\\nQuestion: When was it written?"
+    )
+    expect(viewer).to_contain_text('"role":"user"')
+    expect(viewer).not_to_contain_text('"role":"assistant"')
     snap(page, "04-follow-up")
 
 
