@@ -257,6 +257,30 @@ def test_the_search_that_matches_a_follow_up_better_leads(
     assert [source.source for source in retrieved.sources] == [first, other]
 
 
+@pytest.mark.parametrize(
+    ("follow_up", "reads_earlier"),
+    [("And how do I turn that off?", True), ("And files bigger than a gigabyte?", False)],
+)
+def test_a_follow_up_that_points_back_reads_the_earlier_question(
+    local_choice, follow_up: str, reads_earlier: bool
+):
+    earlier = "Why does my laptop sleep in winter?"
+    hit = SearchHit("w", "winter.txt", 2, 0, 0.6, "Winter sleep is turned off in Settings.")
+    pipeline = AnswerPipeline(
+        lambda query, k: [hit], local_choice, top_k=2, max_answer_tokens=ANSWER_TOKENS
+    )
+
+    stream = pipeline.stream(follow_up, [(earlier, "To save power [1].")])
+    retrieved = next(stream)
+    stream.close()  # only the prompt is under test
+
+    sent = retrieved.prompt_messages[-1]["content"]
+    assert sent.endswith(f"Question: {follow_up}")
+    # A fragment ("And files …?") next to a whole earlier question was answered as that one.
+    assert (f"Earlier question: {earlier}\n\nQuestion:" in sent) is reads_earlier
+    assert "To save power" not in sent
+
+
 def test_prompt_fits_the_local_window_exactly(local_choice):
     question, answer_tokens = "Zephyr X2 frame warranty weighs service tomatoes", 64
     model = local_choice.chat_model

@@ -448,12 +448,15 @@ class AnswerPipeline:
         clock.retrieval_s = time.perf_counter() - started
 
         prompt_value = None
-        # A local model answers a follow-up from the passages its search found, the earlier
-        # question and the follow-up as asked: with the whole conversation in its prompt it
-        # carried the previous answer's claims over and read ~2 s longer (README "Quality and
-        # speed").
+        # A local model answers a follow-up from the passages its search found and the follow-up
+        # as asked, with the earlier question when the follow-up points back at it ("How can I
+        # turn that off?"): with the whole conversation in its prompt it carried the previous
+        # answer's claims over and read ~2 s longer, and given "And files with Fortran-style
+        # specifications?" after "Is it suitable for large files?" it answered the earlier
+        # question (README "Quality and speed").
         history_msgs = [] if self._local_model else history_messages(history)
-        earlier = earlier_question(history) if self._local_model else ""
+        points_back = self._local_model and bool(_REFERS_BACK.search(question))
+        earlier = earlier_question(history) if points_back else ""
         chat_model = self.choice.chat_model
         evidence: list[tuple[int, SearchHit]] = []
         if hits and chat_model is not None and not low_relevance:

@@ -36,9 +36,9 @@ ANSWER_PROMPT = ChatPromptTemplate.from_messages(
     ]
 ).partial(earlier="")
 # A local model answers a follow-up without the conversation (it carried the earlier answer's
-# claims over) but with the earlier question: alone, "How can I turn that off from the Terminal?"
-# names nothing, and Qwen 1.5B answered about whatever "that" its sources offered (README,
-# "Quality and speed": 0.38 → 0.75 correct on tests/fixtures/followups-r).
+# claims over) but, when the follow-up points back ("it", "that"), with the earlier question:
+# alone, "How can I turn that off from the Terminal?" names nothing, and Qwen 1.5B answered about
+# whatever "that" its sources offered (README, "Quality and speed").
 EARLIER_QUESTION = "Earlier question: {question}\n\n"
 
 # The conversation goes in as text, not chat turns (a tiny model would carry on chatting), and two
