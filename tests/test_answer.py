@@ -135,6 +135,23 @@ def test_an_answer_cut_at_the_token_limit_ends_at_its_last_finished_sentence(
     assert len(result.raw_answer.strip()) > len(shown), "the unfinished sentence is left out"
 
 
+def test_a_model_that_starts_repeating_itself_is_stopped_and_the_repeat_left_out() -> None:
+    # A scripted model: a real small model recites its first paragraph again only sometimes (one
+    # held-out answer in 16, to its length limit), so it cannot be made to on cue.
+    first = "The warranty for the Zephyr X2 frame lasts five years [1]."
+    second = " Wheels and brakes are covered for two years [1]."
+    recital = first + second + "\n\n" + first + second + " It never stops." * 40
+    model = FakeListChatModel(responses=[recital])
+    choice = ChatModelChoice("local", "scripted", model, 0)
+    pipeline = AnswerPipeline(search, choice, top_k=3, max_answer_tokens=ANSWER_TOKENS)
+
+    *_, finished = pipeline.stream("How long is the warranty on the Zephyr X2 frame?")
+    assert isinstance(finished, Finished)
+    assert finished.result.raw_answer == first + second + "\n\n" + first, "stopped at the repeat"
+    assert strip_citations(finished.result.answer) == strip_citations(first + second)
+    assert finished.result.attribution is not None and not finished.result.attribution.cut_short
+
+
 @pytest.mark.slow
 def test_local_answer_streams_tokens_sources_usage_and_prompt(local_choice):
     pipeline = AnswerPipeline(search, local_choice, top_k=3, max_answer_tokens=ANSWER_TOKENS)

@@ -15,6 +15,7 @@ from ingest.records import SearchHit
 from llm.answering.attribution import (
     Attribution,
     attribute,
+    before_repeat,
     cited_numbers,
     finished_part,
     split_answer,
@@ -260,6 +261,42 @@ def test_an_unfinished_last_sentence_is_left_out(written: str, shown: str) -> No
     """What a model wrote up to its length limit, as the answer shows it: up to the last
     finished sentence or code block, without a line that only introduced what was cut."""
     assert finished_part(written) == shown
+
+
+# The h7 answer of the held-out set (Qwen 1.5B, 2026-12-07), shortened: its first paragraph again.
+RECITED = (
+    "Use the command n to execute the next statement [2]. The debugger provides access only to "
+    "interpreted expressions [2].\n\nThe body of a function is usually a collection of "
+    "statements in braces [5].\n\nThe debugger provides access only to interpreted expressions "
+    "[2][3]. If a function calls a foreign language then no access is provided [2]."
+)
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        (
+            RECITED,
+            "Use the command n to execute the next statement [2]. The debugger provides access "
+            "only to interpreted expressions [2].\n\nThe body of a function is usually a "
+            "collection of statements in braces [5].",
+        ),
+        # Said again with other spacing or citations is still said again.
+        (
+            "Cats are allowed in the flat [3]. Cats are  allowed in the flat.",
+            "Cats are allowed in the flat [3].",
+        ),
+        # Short sentences and code may fairly come twice.
+        ("Are cats allowed? Yes [3]. Are dogs allowed? Yes [4].", None),
+        (
+            "```r\nx <- read.fwf(f, widths = 1)\n```\nOr:\n```r\nx <- read.fwf(f, widths = 1)\n```",
+            None,
+        ),
+        ("Cats are allowed in the flat [3]. Dogs are allowed in the flat [4].", None),
+    ],
+)
+def test_an_answer_ends_where_it_starts_repeating_itself(written: str, shown: str | None) -> None:
+    assert before_repeat(written) == (written if shown is None else shown)
 
 
 def test_an_answer_cut_short_says_so_when_read_back(embed) -> None:

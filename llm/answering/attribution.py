@@ -40,6 +40,8 @@ MAX_CITATIONS = 2
 # A bare name ("read.fwf" in a list) matches every passage that mentions it: no second citation.
 MIN_WORDS_TO_ADD = 3
 MAX_QUOTE_CHARS = 300
+# Shorter sentences may fairly come twice ("Yes."): only longer ones count as a repeat.
+MIN_REPEATED_WORDS = 5
 CUT_SHORT_NOTE = "The answer stopped at its length limit, so it may be incomplete."
 
 _CITATION = re.compile(
@@ -251,6 +253,31 @@ def finished_part(answer: str) -> str:
     if not kept:
         return answer
     return "".join(p.prefix + p.text for p in pieces[: kept[-1] + 1])
+
+
+def repeat_start(answer: str) -> int | None:
+    """Where the first sentence that repeats an earlier one (citations and spacing aside) starts
+    in `answer`, or None. Code blocks and sentences under MIN_REPEATED_WORDS words never count: a
+    short "Yes." or a closing brace may fairly come twice."""
+    seen: set[str] = set()
+    position = 0
+    for piece in split_answer(answer):
+        start = position + len(piece.prefix)
+        position = start + len(piece.text)
+        said = " ".join(strip_citations(piece.text).split()).casefold()
+        if piece.code or len(said.split()) < MIN_REPEATED_WORDS:
+            continue
+        if said in seen:
+            return start
+        seen.add(said)
+    return None
+
+
+def before_repeat(answer: str) -> str:
+    """`answer` up to where it starts repeating itself: a small model that has run out of things
+    to say may write its first paragraph again, word for word, until its length limit."""
+    start = repeat_start(answer)
+    return answer if start is None else answer[:start].rstrip()
 
 
 def _introduces(piece: _Piece) -> bool:

@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -21,8 +22,10 @@ from llm.answering.attribution import (
     EmbedFn,
     Evidence,
     attribute,
+    before_repeat,
     cited_numbers,
     finished_part,
+    repeat_start,
 )
 from llm.answering.evidence import select_evidence
 from llm.answering.extractive import NO_ANSWER, extractive_answer, terms
@@ -504,8 +507,9 @@ class AnswerPipeline:
             checked, raw = False, WITHHELD_ANSWER
         attribution = None
         if checked:
-            # A sentence the length limit cut off says nothing yet: it is left out, and said so.
-            shown = finished_part(raw) if ending.cut_short else raw
+            # A sentence the length limit cut off says nothing yet: it is left out, and said so;
+            # a sentence written again adds nothing and goes too, with all that follows it.
+            shown = before_repeat(finished_part(raw) if ending.cut_short else raw)
             attribution = self._attribute(shown, hits, config)
             attribution = replace(attribution, cut_short=ending.cut_short)
 
@@ -626,10 +630,17 @@ class AnswerPipeline:
             if isinstance(chat_model, LlamaCppChatModel)
             else {}
         )
-        for chunk in chat_model.stream(prompt_value, config, **favour):
-            aggregate = chunk if aggregate is None else aggregate + chunk
-            if text := str(chunk.text):
-                yield text
+        written = ""
+        with closing(chat_model.stream(prompt_value, config, **favour)) as stream:
+            for chunk in stream:
+                aggregate = chunk if aggregate is None else aggregate + chunk
+                if text := str(chunk.text):
+                    yield text
+                    written += text
+                    # Once it writes a sentence again it has nothing new to say: stop it there
+                    # rather than let it recite to its length limit (the repeat is cut after).
+                    if repeat_start(written) is not None:
+                        break
         answer = str(aggregate.text) if aggregate else ""
         metadata = getattr(aggregate, "response_metadata", None) or {}
         ending.cut_short = metadata.get("finish_reason") == "length"
