@@ -113,10 +113,12 @@ def respond(
     if isinstance(event, Retrieved):
         # Until it is finished, the question is in the conversation with what was written of its
         # answer: Streamlit stops this run when the reader asks again mid-answer, and nothing
-        # can be written to the session after that.
+        # can be written to the session after that (the next run keeps it in the conversation).
         stopped = stopped_turn(event.sources)
         st.session_state.messages = [*st.session_state.messages, QuestionTurn(question), stopped]
+        conversations.hold_draft(question, stopped)
         event = stream_answer(events, [] if event.low_relevance else event.sources, stopped)
+        conversations.drop_draft()
         st.session_state.messages = st.session_state.messages[:-2]
     if isinstance(event, Failed):
         st.error(

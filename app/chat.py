@@ -19,6 +19,7 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 def new_chat() -> None:
     """A fresh page; the conversation so far stays in the list."""
+    conversations.keep_draft(resources.settings())
     st.session_state.messages = []
     st.session_state.last_prompt = None
     st.session_state.conversation_id = None
@@ -92,6 +93,8 @@ elif not st.session_state.messages:
         "they rest on; click a file and page under an answer to see the passage on its page."
     )
 
+# An answer the reader stopped by asking again (or clicking) is kept before anything else.
+conversations.keep_draft(base_settings)
 for turn in st.session_state.messages:
     avatar = ui.USER_AVATAR if turn.role == "user" else ui.ASSISTANT_AVATAR
     with st.chat_message(turn.role, avatar=avatar):

@@ -30,6 +30,25 @@ def keep_turn(settings: Settings, question: str, answer: AnswerTurn) -> None:
         st.toast("This answer could not be saved to your conversations.", icon=":material/error:")
 
 
+def hold_draft(question: str, answer: AnswerTurn) -> None:
+    """Note the answer being written: if Streamlit ends this run before it is finished (the reader
+    asked again or clicked), `keep_draft` keeps it as far as it got, stopped-note and all."""
+    st.session_state.answer_in_progress = (question, answer)
+
+
+def drop_draft() -> None:
+    st.session_state.answer_in_progress = None
+
+
+def keep_draft(settings: Settings) -> None:
+    """Keep a stopped answer in its conversation: the run that wrote it could not, so the next
+    run does, or a click that opens another conversation, before it does so."""
+    draft = st.session_state.get("answer_in_progress")
+    if draft is not None:
+        drop_draft()
+        keep_turn(settings, *draft)
+
+
 def sidebar_list(settings: Settings, on_delete: Callable[[], None]) -> None:
     """The owner's conversations as buttons, the open one marked, with rename and delete."""
     store = resources.conversations(settings)
@@ -67,6 +86,7 @@ def sidebar_list(settings: Settings, on_delete: Callable[[], None]) -> None:
 
 
 def _open(settings: Settings, conversation_id: str) -> None:
+    keep_draft(settings)
     kept = resources.conversations(settings).turns(identity.owner(), conversation_id)
     if kept is None:
         st.toast("That conversation is gone.", icon=":material/error:")
@@ -85,5 +105,6 @@ def _rename(settings: Settings, conversation_id: str) -> None:
 
 
 def _delete(settings: Settings, conversation_id: str, on_delete: Callable[[], None]) -> None:
+    drop_draft()
     resources.conversations(settings).delete(identity.owner(), conversation_id)
     on_delete()

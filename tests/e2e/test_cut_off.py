@@ -1,5 +1,5 @@
 """A reader who asks again while an answer is still streaming, in a real Chromium: the answer
-cut off is billed for what it cost, so no spending cap misses it.
+cut off is billed for what it cost, so no spending cap misses it, and kept in the conversation.
 
 The model is the scripted OpenAI-compatible server (tests/scripted_openai.py), streaming slowly
 enough to be interrupted: no real paid provider can be reached here, and the local model is
@@ -18,13 +18,17 @@ from playwright.sync_api import Browser, Page, expect
 from llm.records.database import DATABASE_FILE, open_database
 from llm.records.tables import ledger_calls
 from tests.browser_fixtures import Server, start_server, stop_server
-from tests.e2e.steps import ask, messages, sidebar
+from tests.e2e.steps import ask, messages, sidebar, wait_idle
 from tests.scripted_openai import Listener, scripted_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect.set_options(timeout=60_000)
-# ~60 words at 0.15 s each: ~9 s of streaming, time enough to ask again midway.
-ANSWER = " ".join(["The crazy ones are the misfits, the rebels and the troublemakers [1]."] * 6)
+# ~70 words at 0.15 s each: ~10 s of streaming, time enough to ask again midway. Each sentence
+# differs: an answer that writes a sentence again is stopped there.
+ANSWER = " ".join(
+    f"Reason {n}: the crazy ones are the misfits, the rebels and the troublemakers [1]."
+    for n in range(1, 7)
+)
 WORD_DELAY_S = 0.15
 
 
@@ -90,3 +94,14 @@ def test_an_answer_cut_off_by_a_new_question_is_billed(
     assert "Who are the crazy ones?" in shown[0]
     assert "misfits" in shown[1] and "stopped before it was finished" in shown[1]
     assert "misfits" in shown[3] and "stopped before" not in shown[3]
+
+    # Kept as it was shown: reopened from the sidebar, the conversation holds both questions.
+    wait_idle(page)
+    sidebar(page).get_by_role("button", name="New chat").click()
+    expect(messages(page)).to_have_count(0)
+    sidebar(page).get_by_role("button", name="Who are the crazy ones?").click()
+    expect(messages(page)).to_have_count(4)
+    reopened = [message.inner_text() for message in messages(page).all()]
+    assert reopened[1].startswith(shown[1][:60]), (reopened[1], shown[1])
+    assert "stopped before it was finished" in reopened[1]
+    assert "Why do they push" in reopened[2] and "stopped before" not in reopened[3]
