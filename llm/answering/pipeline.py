@@ -630,16 +630,14 @@ class AnswerPipeline:
             if isinstance(chat_model, LlamaCppChatModel)
             else {}
         )
-        written = ""
         with closing(chat_model.stream(prompt_value, config, **favour)) as stream:
             for chunk in stream:
                 aggregate = chunk if aggregate is None else aggregate + chunk
                 if text := str(chunk.text):
                     yield text
-                    written += text
                     # Once it writes a sentence again it has nothing new to say: stop it there
                     # rather than let it recite to its length limit (the repeat is cut after).
-                    if repeat_start(written) is not None:
+                    if repeat_start(str(aggregate.text)) is not None:
                         break
         answer = str(aggregate.text) if aggregate else ""
         metadata = getattr(aggregate, "response_metadata", None) or {}
