@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,15 @@ FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 # its own test (test_default_model.py). Processes the tests start (the CLI, streamlit) inherit it.
 SUITE_LOCAL_MODEL = "smollm2-135m"
 os.environ["DOCQA_LOCAL_MODEL"] = SUITE_LOCAL_MODEL
+
+
+@pytest.fixture(autouse=True)
+def main_module_put_back() -> Iterator[None]:
+    """Streamlit's script runner (AppTest) installs the app script as __main__ and leaves it there,
+    so a process spawned by a later test would run streamlit_app.py again before its target."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-import sys
-import types
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from multiprocessing.synchronize import Barrier
@@ -103,12 +101,8 @@ def test_survives_reopen(db_url: str) -> None:
     )
 
 
-def test_two_processes_recording_at_once_add_up_exactly(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_two_processes_recording_at_once_add_up_exactly(db_url: str) -> None:
     parent = SpendLedger(open_database(db_url), WIDE_CAPS, clock=fixed_wednesday_noon)
-    # AppTest leaves the app's script as __main__, which a spawned child would run again first.
-    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(2)
     workers = [
