@@ -182,6 +182,17 @@ def test_a_sentence_may_end_with_a_preposition(embed) -> None:
     assert attribute("The recommended order is [1].", [passage], embed).sentences[0].unsupported
 
 
+def test_a_sentence_goes_on_past_e_g_and_i_e(embed) -> None:
+    answer = (
+        "Files with fields in pre-specified columns, e.g. from punched cards, are read with "
+        "read.fwf, i.e. by specifying a vector of field widths."
+    )
+    result = attribute(answer, PASSAGES, embed)
+    [sentence] = result.sentences
+    assert sentence.supported and sentence.citations == (1,)
+    assert result.text.endswith("field widths [1].")
+
+
 def test_mostly_unsupported_answers_are_recognised(embed) -> None:
     answer = "The moon is made of cheese. Paris is the capital of Spain. Dogs need permission."
     result = attribute(answer, PASSAGES, embed)

@@ -73,7 +73,12 @@ _ABOUT_SOURCES = frozenset(
     )
 )
 _CALL = re.compile(r"([A-Za-z_][\w.]*)\s*\(")
-_SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)", re.S)
+# A stop ends a sentence, but not the one of "e.g.", "i.e.", "cf.", "vs." or "viz.": "export them
+# to e.g. .csv format" is one sentence.
+_SENTENCE = re.compile(
+    r".+?(?:(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)(?<!\bviz)[.!?](?=\s|$)(?:\s*\[[^\]]*\])*|$)",
+    re.S | re.I,
+)
 _LIST_MARKER = re.compile(r"^(\s*(?:[-*•]|\d+[.)])\s+)")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 # How a finished sentence ends: its stop, perhaps inside a quote or bracket, or a colon that
