@@ -6,10 +6,12 @@ import hashlib
 import importlib.metadata
 import sys
 import threading
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from llama_cpp import Llama
@@ -231,6 +233,38 @@ def test_local_model_streams_and_reports_llama_cpps_own_usage(model):
     assert usage["input_tokens"] == model.count_prompt_tokens(MESSAGES)
     assert 0 < usage["output_tokens"] <= 16
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+class RunEnds(BaseCallbackHandler):
+    """How each model run ended, as LangChain reports it to a tracer."""
+
+    def __init__(self) -> None:
+        self.ends: list[str] = []
+
+    def on_llm_end(self, response, **kwargs) -> None:
+        self.ends.append("end")
+
+    def on_llm_error(self, error, **kwargs) -> None:
+        self.ends.append(type(error).__name__)
+
+
+def test_a_stream_told_it_has_enough_ends_as_a_normal_stop(model):
+    stopped = RunEnds()
+    chunks = list(
+        model.stream(
+            MESSAGES, {"callbacks": [stopped]}, enough=lambda written: bool(written.strip())
+        )
+    )
+    # Unstopped, the same greedy answer streams in three pieces or more (the test above).
+    assert len([c for c in chunks if c.text.strip()]) == 1
+    assert chunks[-1].response_metadata["finish_reason"] == "stop"
+    assert chunks[-1].usage_metadata["output_tokens"] >= 1
+    assert stopped.ends == ["end"]
+    # What closing the stream instead looks like to a tracer: a failed run.
+    closed = RunEnds()
+    with closing(model.stream(MESSAGES, {"callbacks": [closed]})) as stream:
+        next(stream)
+    assert closed.ends == ["GeneratorExit"]
 
 
 @pytest.mark.slow

@@ -360,6 +360,11 @@ def warm_up(choice: ChatModelChoice) -> None:
         )
 
 
+def _repeats(written: str) -> bool:
+    """Whether the answer written so far has begun to say a sentence again."""
+    return repeat_start(written) is not None
+
+
 def _best_score(hits: Sequence[SearchHit]) -> float:
     return max((hit.score for hit in hits), default=0.0)
 
@@ -624,20 +629,22 @@ class AnswerPipeline:
         ending: _Ending,
     ) -> Iterator[str]:
         aggregate = None
-        # Only the local model is told what it answers from: a logit bias over its own tokens.
-        favour = (
-            {"evidence": "\n\n".join(hit.text for _, hit in evidence)}
-            if isinstance(chat_model, LlamaCppChatModel)
+        # Once the model writes a sentence again it has nothing new to say: it is stopped there
+        # rather than left to recite to its length limit (the repeat is cut after). The local
+        # model stops itself, a normal end for its trace, and is told what it answers from: a
+        # logit bias over its own tokens. Any other model's stream is closed.
+        local = isinstance(chat_model, LlamaCppChatModel)
+        options = (
+            {"evidence": "\n\n".join(hit.text for _, hit in evidence), "enough": _repeats}
+            if local
             else {}
         )
-        with closing(chat_model.stream(prompt_value, config, **favour)) as stream:
+        with closing(chat_model.stream(prompt_value, config, **options)) as stream:
             for chunk in stream:
                 aggregate = chunk if aggregate is None else aggregate + chunk
                 if text := str(chunk.text):
                     yield text
-                    # Once it writes a sentence again it has nothing new to say: stop it there
-                    # rather than let it recite to its length limit (the repeat is cut after).
-                    if repeat_start(str(aggregate.text)) is not None:
+                    if not local and _repeats(str(aggregate.text)):
                         break
         answer = str(aggregate.text) if aggregate else ""
         metadata = getattr(aggregate, "response_metadata", None) or {}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -235,23 +236,31 @@ class LlamaCppChatModel(BaseChatModel):
         input_tokens = len(prompt)
         parts: list[str] = []
         finish_reason = None
+        # `enough(written)` ends the answer early as a normal stop: a caller that closed the
+        # stream instead would have LangChain record the run as failed (GeneratorExit).
+        enough: Callable[[str], bool] | None = kwargs.get("enough")
         # Held until the stream ends or is closed: a second session waits rather than corrupting
         # the shared context.
         with self._run_lock:
             self._reuse_warm_start(llama, prompt)
-            for event in llama.create_chat_completion(
+            events = llama.create_chat_completion(
                 messages=message_dicts(messages), stream=True, **self._options(stop, kwargs)
-            ):
-                choice = event["choices"][0]
-                finish_reason = choice.get("finish_reason") or finish_reason
-                text = choice["delta"].get("content")
-                if not text:
-                    continue
-                parts.append(text)
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-                if run_manager:
-                    run_manager.on_llm_new_token(text, chunk=chunk)
-                yield chunk
+            )
+            with closing(events):
+                for event in events:
+                    choice = event["choices"][0]
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    text = choice["delta"].get("content")
+                    if not text:
+                        continue
+                    parts.append(text)
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+                    if run_manager:
+                        run_manager.on_llm_new_token(text, chunk=chunk)
+                    yield chunk
+                    if enough is not None and enough("".join(parts)):
+                        finish_reason = "stop"
+                        break
         output_tokens = self.count_tokens("".join(parts))
         yield ChatGenerationChunk(
             message=AIMessageChunk(
