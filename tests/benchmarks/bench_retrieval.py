@@ -149,9 +149,13 @@ class LocalModelReranker:
     passage_chars = 600
 
     def __init__(self) -> None:
-        from llm.models.llama import _load_llama, local_model_path
+        from llm.models.amx import cpu_has_amx
+        from llm.models.llama import _load_llama
+        from llm.models.packaged import SMOLLM2, resolve_model_file
 
-        self.llm = _load_llama(local_model_path(), 1024, 2)
+        # SmolLM2 ships as one file: no folder to join parts into is needed.
+        path = resolve_model_file(SMOLLM2.name, Path())
+        self.llm = _load_llama(path, 1024, 2, extra_buffers=not cpu_has_amx())
         self.yes = [self.llm.tokenize(w, add_bos=False)[-1] for w in (b"Yes", b" yes")]
         self.no = [self.llm.tokenize(w, add_bos=False)[-1] for w in (b"No", b" no")]
 
