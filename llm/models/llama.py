@@ -70,8 +70,8 @@ class LlamaCppChatModel(BaseChatModel):
     # Having read <context>/<question>, SmolLM2 sometimes opens a tag of its own on a new line and
     # then repeats its answer until max_tokens; a line that starts with a tag is never the answer.
     # Qwen sometimes ends its answer by starting a list of "Sources:" of its own, which the app
-    # shows anyway.
-    stop: list[str] = Field(default_factory=lambda: ["\n<", "\nSources:"])
+    # shows anyway; SmolLM2 sometimes goes on to write the next "Question:" of the prompt's form.
+    stop: list[str] = Field(default_factory=lambda: ["\n<", "\nSources:", "\nQuestion:"])
     # Added to the logit of every token of the passages an answer is written from: a small model
     # then keeps to its sources' words instead of its own (README, "Quality and speed").
     evidence_bias: float = 0.0

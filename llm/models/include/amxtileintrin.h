@@ -17,16 +17,12 @@
   __asm__ volatile("ldtilecfg\t%X0" ::"m"(*(const char(*)[64])(config)))
 #define _tile_storeconfig(config) \
   __asm__ volatile("sttilecfg\t%X0" : "=m"(*(char(*)[64])(config)))
-#define _tile_loadd_internal(dst, base, stride)                                         \
-  __asm__ volatile(                                                                     \
-      "{tileloadd\t(%0,%1,1), %%tmm" #dst "|tileloadd\t%%tmm" #dst ", [%0+%1*1]}" ::"r"( \
-          (const void*)(base)),                                                         \
-      "r"((long)(stride))                                                               \
-      : "memory")
-#define _tile_stream_loadd_internal(dst, base, stride)                                      \
-  __asm__ volatile(                                                                         \
-      "{tileloaddt1\t(%0,%1,1), %%tmm" #dst "|tileloaddt1\t%%tmm" #dst ", [%0+%1*1]}" ::"r"( \
-          (const void*)(base)),                                                             \
-      "r"((long)(stride))                                                                   \
-      : "memory")
+#define _docqa_tile_load(op, dst, base, stride)                                          \
+  __asm__ volatile("{" op "\t(%0,%1,1), %%tmm" #dst "|" op "\t%%tmm" #dst ", [%0+%1*1]}" ::"r"( \
+                       (const void*)(base)),                                                \
+                   "r"((long)(stride))                                                      \
+                   : "memory")
+#define _tile_loadd_internal(dst, base, stride) _docqa_tile_load("tileloadd", dst, base, stride)
+#define _tile_stream_loadd_internal(dst, base, stride) \
+  _docqa_tile_load("tileloaddt1", dst, base, stride)
 #endif
