@@ -99,6 +99,8 @@ def test_the_amx_copy_is_used_only_where_it_runs_and_is_checked_once(
         llama = model._load()
         assert llama.metadata["general.file_type"] == "7"  # LLAMA_FTYPE_MOSTLY_Q8_0
         assert model.invoke("Say hello.").text.strip()
+        copy.unlink()
+        assert amx_model(source, models, requantize=True) == copy and copy.is_file(), "made again"
 
     def no_second_check(*args: object, **kwargs: object) -> None:
         raise AssertionError("the verdict should have been kept")

@@ -52,7 +52,8 @@ def amx_model(source: Path, models_dir: Path, requantize: bool) -> Path | None:
     models_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(verdicts_path) + ".lock"):
         verdicts = _read(verdicts_path)
-        if key not in verdicts:
+        # A copy deleted since it was checked is made (and checked) again.
+        if key not in verdicts or (verdicts[key] and not copy.is_file()):
             verdicts[key] = _runs(source, copy)
             verdicts_path.write_text(json.dumps(verdicts, indent=1), encoding="utf-8")
     works = verdicts[key] and copy.is_file()
@@ -67,12 +68,13 @@ def _runs(source: Path, copy: Path) -> bool:
             timeout=CHECK_TIMEOUT_S,
             check=False,
         )
+        runs = done.returncode == 0
     except subprocess.TimeoutExpired:
-        return False
-    if done.returncode != 0 and copy != source:
+        runs = False
+    if not runs and copy != source:
         copy.unlink(missing_ok=True)
         copy.with_name(copy.name + ".part").unlink(missing_ok=True)
-    return done.returncode == 0
+    return runs
 
 
 def _build_identity() -> str:
