@@ -75,9 +75,9 @@ class LlamaCppChatModel(BaseChatModel):
     # Added to the logit of every token of the passages an answer is written from: a small model
     # then keeps to its sources' words instead of its own (README, "Quality and speed").
     evidence_bias: float = 0.0
-    # llama.cpp's extra (repacked) weight buffers; None: on, unless the CPU has AMX, whose path
-    # crashes in some builds (`llm.models.amx.amx_model` finds out which).
-    extra_buffers: bool | None = None
+    # llama.cpp's extra (repacked) weight buffers: by default on, unless the CPU has AMX, whose
+    # path crashes in some builds (`llm.models.amx.amx_model` finds out which).
+    extra_buffers: bool = Field(default_factory=lambda: not cpu_has_amx())
 
     _llama: Any = PrivateAttr(default=None)
     _formatter: Any = PrivateAttr(default=None)
@@ -113,8 +113,9 @@ class LlamaCppChatModel(BaseChatModel):
                 if self._llama is None:
                     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-                    extra = not cpu_has_amx() if self.extra_buffers is None else self.extra_buffers
-                    llama = _load_llama(self.model_path, self.n_ctx, self.n_threads, extra)
+                    llama = _load_llama(
+                        self.model_path, self.n_ctx, self.n_threads, self.extra_buffers
+                    )
                     # The same formatter Llama builds from the GGUF's template, kept so the
                     # streamed path can count prompt tokens exactly (llama.cpp reports no usage
                     # when streaming).
