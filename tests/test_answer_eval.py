@@ -110,7 +110,9 @@ def test_questions_load_with_their_history(tmp_path: Path) -> None:
         load_questions(path)
 
 
-@pytest.mark.parametrize("name", ["eval", "hard", "holdout", "followups", "followups-r"])
+@pytest.mark.parametrize(
+    "name", ["eval", "hard", "holdout", "holdout2", "followups", "followups-r"]
+)
 def test_each_bundled_set_has_a_key_for_every_question_and_its_documents(
     fixtures_dir: Path, name: str
 ) -> None:
